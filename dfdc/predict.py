@@ -1,0 +1,237 @@
+"""`dfdc predict`: test videos -> calibrated P(FAKE) per video -> an always-valid submission.csv.
+
+Stages: worker threads decode, detect and crop upcoming videos while the main thread runs the
+models on the crops of every video that is ready (batched across videos). The CSV is rewritten
+atomically after each batch, with the prior for videos not yet scored, so a kill at any moment
+leaves a complete file; the per-video reports let `--resume` skip what is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .aggregate import get_strategy, video_score
+from .detect import FaceDetector
+from .errors import DfdcError
+from .faces import Faces, crop_tracks, track_faces
+from .governor import Governor, plans
+from .scoring import Member, ensemble, load_members, pick_device, score_tracks, warm_up
+from .submission import submission_names, write_submission
+from .video import read_video
+
+log = logging.getLogger("dfdc")
+MIN_FRAMES = 2  # a "video" of one frame is not a DFDC video: it gets the prior
+
+
+@dataclass
+class Prepared:
+    """A video after the CPU stages: its faces and, per (size, margin), the crops of each track."""
+
+    name: str
+    frames: int
+    faces: Faces | None = None
+    crops: dict[tuple[int, float], list[np.ndarray]] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def prepare(path: Path, frames: int, detector: FaceDetector, crop_keys: set[tuple[int, float]],
+            detect_every: int) -> Prepared:
+    """Decode, find the faces and cut the crops every member needs; errors become a message."""
+    start = time.monotonic()
+    item = Prepared(path.name, frames)
+    try:
+        video = read_video(path, frames)
+        if len(video.indices) < MIN_FRAMES:
+            raise DfdcError(f"only {len(video.indices)} decodable frame(s)", path)
+        tracks = track_faces(video, detector, detect_every)
+        item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
+        video.frames = video.frames[:0]  # the crops are all the models need: free the frames
+        item.faces = Faces(video, tracks, [])
+    except DfdcError as e:
+        item.error = str(e)
+    except Exception as e:  # a bad video never stops the batch
+        item.error = f"{path}: {type(e).__name__}: {e}"
+    item.seconds = time.monotonic() - start
+    return item
+
+
+class Prefetcher:
+    """Daemon threads that prepare videos ahead of the models (daemons: a stop never waits on them)."""
+
+    def __init__(self, paths: list[Path], workers: int, governor: Governor, job) -> None:
+        self.todo: queue.Queue[Path] = queue.Queue()
+        for p in paths:
+            self.todo.put(p)
+        self.ready: queue.Queue[Prepared] = queue.Queue(maxsize=max(2, 2 * workers))
+        self.stopped = threading.Event()
+        for _ in range(max(1, workers)):
+            threading.Thread(target=self._work, args=(governor, job), daemon=True).start()
+
+    def _work(self, governor: Governor, job) -> None:
+        while not self.stopped.is_set():
+            try:
+                path = self.todo.get_nowait()
+            except queue.Empty:
+                return
+            item = job(path, governor.plan.frames)
+            while not self.stopped.is_set():
+                try:
+                    self.ready.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def take(self, timeout: float, most: int) -> list[Prepared]:
+        """The next ready video (waiting up to timeout), plus any others already ready."""
+        try:
+            items = [self.ready.get(timeout=max(0.01, timeout))]
+        except queue.Empty:
+            return []
+        while len(items) < most:
+            try:
+                items.append(self.ready.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+
+def _report(item: Prepared, members: list[Member], per_member: list[list[np.ndarray]],
+            raw: list[float | None], label: float, status: str, level: int) -> dict:
+    """The per-video JSON: tracks, per-frame probabilities, which frames looked fake, time."""
+    report = {"video": item.name, "label": label, "status": status, "frames": item.frames,
+              "plan_level": level, "seconds_prepare": round(item.seconds, 3), "error": item.error}
+    if item.faces is not None:
+        report.update(item.faces.to_dict())
+        for t, track in zip(report["tracks"], item.faces.tracks):
+            t["fake_frames"] = {}
+        report["members"] = []
+        for m, probs, r in zip(members, per_member, raw):
+            report["members"].append({"checkpoint": m.name, "kind": m.kind, "raw_score": r,
+                                      "calibrated": None if r is None else m.calibrate(r),
+                                      "track_probabilities": [np.round(p, 4).tolist() for p in probs]})
+            if m.kind == "frame":
+                for t, track, p in zip(report["tracks"], item.faces.tracks, probs):
+                    t["fake_frames"][m.name] = [i for i, q in zip(track.indices, p) if q > 0.5]
+    return report
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    tmp.replace(path)
+
+
+def load_reports(report_dir: Path) -> dict[str, float]:
+    """Scores of the videos a previous run finished (for --resume)."""
+    done = {}
+    for path in sorted(report_dir.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+            done[data["video"]] = float(data["label"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("%s: unreadable report, the video will be scored again", path)
+    return done
+
+
+def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
+                sample_submission: Path | None = None, time_limit: float | None = None,
+                frames: int | None = None, batch_size: int = 64, device: str = "auto",
+                workers: int = 2, report_dir: Path | None = None, resume: bool = False,
+                prior: float = 0.5, clip: tuple[float, float] | None = None,
+                strategy: str = "confident", ensemble_weights: list[float] | None = None,
+                weights: Path | None = None, detect_every: int = 1,
+                started: float | None = None) -> dict[str, float]:
+    """Score every video of the folder and write the submission; returns name -> P(FAKE)."""
+    started = time.monotonic() if started is None else started
+    names = submission_names(videos_dir, sample_submission)
+    get_strategy(strategy)  # an unknown strategy is a user error before any work
+    if resume and report_dir is None:
+        raise DfdcError("--resume needs --report DIR (the reports of the run to continue)")
+    scores: dict[str, float] = load_reports(report_dir) if resume and report_dir.is_dir() else {}
+    scores = {k: v for k, v in scores.items() if k in set(names)}
+    write_submission(out, scores, names, prior)  # valid from the first second
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+
+    todo = []
+    for name in names:
+        if name in scores:
+            continue
+        if not (videos_dir / name).is_file():
+            log.warning("%s: listed but not in the folder; it gets the prior %.2f", videos_dir / name, prior)
+            scores[name] = prior
+        else:
+            todo.append(videos_dir / name)
+
+    dev = pick_device(device)
+    members = load_members(checkpoints, ensemble_weights, dev)
+    lo, hi = clip or (0.01, 0.99)
+    detector = FaceDetector(weights, back=False, device=dev)
+    crop_keys = {(m.config.input_size, m.config.margin) for m in members}
+    full_frames = frames or max(m.config.frames for m in members)
+    governor = Governor(time_limit, started, len(todo), plans(full_frames, len(members)))
+    job = lambda path, n: prepare(path, n, detector, crop_keys, detect_every)  # noqa: E731
+    fetch = Prefetcher(todo, workers, governor, job)
+
+    model_cost = {m.name: warm_up(m, batch_size, dev) for m in members}  # seconds per crop
+    bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not todo)
+    finished = 0
+    try:
+        while finished < len(todo) and not governor.should_stop():
+            batch = fetch.take(min(governor.left(), 5.0), most=max(1, batch_size // full_frames))
+            if not batch:
+                continue
+            level, active = governor.level, members[:governor.plan.members]
+            crops = [[it.crops.get((m.config.input_size, m.config.margin), []) for it in batch] for m in active]
+            n_crops = sum(len(c) for video in crops[0] for c in video) if active else 0
+            if n_crops * sum(model_cost[m.name] for m in active) > governor.left():
+                break  # the models would run past the limit: the rest get the prior
+            tick = time.monotonic()
+            per_member = [score_tracks(m, c, batch_size, dev) for m, c in zip(active, crops)]
+            if n_crops:
+                spent = (time.monotonic() - tick) / n_crops
+                for m in active:  # split by the first estimate's proportions
+                    share = model_cost[m.name] / sum(model_cost[a.name] for a in active)
+                    model_cost[m.name] = 0.5 * model_cost[m.name] + 0.5 * spent * share
+            for i, item in enumerate(batch):
+                probs = [pm[i] for pm in per_member]
+                raw = [video_score(p, strategy) for p in probs]
+                score = ensemble(active, raw)
+                if item.error:
+                    status = "failed"
+                    log.warning("%s; it gets the prior %.2f", item.error, prior)
+                elif score is None:
+                    status = "no_face"
+                    log.warning("%s: no face found; it gets the prior %.2f", videos_dir / item.name, prior)
+                else:
+                    status = "ok"
+                label = prior if score is None else float(np.clip(score, lo, hi))
+                scores[item.name] = label
+                if report_dir is not None:
+                    _write_json(report_dir / f"{Path(item.name).stem}.json",
+                                _report(item, active, probs, raw, label, status, level))
+            finished += len(batch)
+            governor.record(len(batch))
+            write_submission(out, scores, names, prior)
+            bar.update(len(batch))
+            rate = governor.seconds_per_video()
+            bar.set_postfix(plan=f"{governor.plan.frames}f/{governor.plan.members}m",
+                            s_per_video=f"{rate:.2f}" if rate else "-")
+    finally:
+        fetch.stopped.set()
+        bar.close()
+        write_submission(out, scores, names, prior)
+    if finished < len(todo):
+        log.warning("time limit reached: %d of %d videos scored, the rest get the prior %.2f",
+                    finished, len(todo), prior)
+    return {name: scores.get(name, prior) for name in names}
