@@ -1,0 +1,10 @@
+"""The models, by name: create_model("frame" | "sequence" | "sequence_spatial", **kwargs).
+
+Every model has `kind` ("frame": (B, C, H, W) crops; "sequence": (B, T, C, H, W) clips), gives one
+P(FAKE) logit per item, and carries `default_config` (input_size, mean, std, frames) for inference.
+"""
+
+from . import frame, sequence  # noqa: F401  (they register their models)
+from .registry import create_model, list_models, register_model
+
+__all__ = ["create_model", "list_models", "register_model"]
