@@ -27,13 +27,9 @@ def _faces(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .governor import parse_duration
     from .predict import run_predict
 
-    try:
-        limit = parse_duration(args.time_limit)
-    except ValueError as e:
-        raise DfdcError(f"--time-limit: {e}") from None
+    limit = _duration(args.time_limit)
     if not args.videos_dir.is_dir():
         raise DfdcError("not a folder of videos", args.videos_dir)
     scores = run_predict(
@@ -80,6 +76,86 @@ def _import_selimsef(args: argparse.Namespace) -> int:
     path = import_selimsef(args.source, args.out)
     print(f"import-selimsef: {args.source} -> {path}")
     return 0
+
+
+def _make_sample(args: argparse.Namespace) -> int:
+    from .synth import make_sample
+
+    out = make_sample(args.out, videos=args.videos, seed=args.seed, faces_from=args.faces_from, weights=args.weights)
+    print(f"make-sample: {args.videos} videos, metadata.json, sample_submission.csv -> {out}")
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from .extract import run_extract
+
+    summary = run_extract(args.data_root, args.out, parts=args.parts, frames=args.frames, size=args.size,
+                          margin=args.margin, workers=args.workers, shard=args.shard, min_faces=args.min_faces,
+                          weights=args.weights, seed=args.seed)
+    return 1 if summary["videos"] and summary["failed"] == summary["videos"] else 0
+
+
+def _show_batch(args: argparse.Namespace) -> int:
+    from .dataset import show_batch
+
+    path = show_batch(args.cache, args.out, n=args.n, frames=args.frames, size=args.size, seed=args.seed)
+    print(f"show-batch: {args.n} augmented clips -> {path}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    cfg = TrainConfig(model=args.model, backbone=args.backbone, pretrained=args.pretrained, frames=args.frames,
+                      size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, fold=args.fold,
+                      time_limit=_duration(args.time_limit), device=args.device, seed=args.seed,
+                      workers=args.workers)
+    result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
+    best = result["best_val_log_loss"]
+    print(f"train: {result['epochs_done']} epochs, best validation log loss "
+          f"{'n/a' if best is None else f'{best:.4f}'} -> {result['best']}"
+          + (f" ({result['stopped']})" if result["stopped"] else ""))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .evaluation import calibrate_run
+
+    s = calibrate_run(args.run, prior=args.prior, clip=tuple(args.clip))
+    print(f"calibrate: {s['method']}; validation balanced log loss {s['raw']['balanced_log_loss']:.4f} raw -> "
+          f"{s['calibrated']['balanced_log_loss']:.4f} calibrated; {args.run / 'reliability.png'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    s = evaluate(args.videos_dir, args.labels, args.checkpoint, args.out, frames=args.frames, device=args.device,
+                 weights=args.weights, batch_size=args.batch_size)
+    for name in ("raw", "calibrated"):
+        t = s[name]
+        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
+        print(f"evaluate ({name}): {t['n']} videos, log loss {t['log_loss']:.4f}, balanced "
+              f"{t['balanced_log_loss']:.4f}, AUC {auc}, accuracy {t['accuracy']:.3f}")
+    print(f"evaluate: per-video table and reliability diagram in {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    s = run_demo(args.out, args.submission, minutes=args.minutes, videos=args.videos, seed=args.seed,
+                 weights=args.weights, device=args.device)
+    return 0 if s["valid"] else 1
+
+
+def _duration(text: str | None) -> float | None:
+    from .governor import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise DfdcError(f"--time-limit: {e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +212,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path)
     p.add_argument("out", type=Path)
     p.set_defaults(run=_import_selimsef)
+
+    p = sub.add_parser("make-sample", help="a DFDC-shaped dataset made from real faces, for dry runs")
+    p.add_argument("out", type=Path)
+    p.add_argument("--videos", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--faces-from", type=Path, nargs="+", help="videos or images with faces (default: ../shared data)")
+    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.set_defaults(run=_make_sample)
+
+    p = sub.add_parser("extract", help="DFDC training parts -> face-crop cache")
+    p.add_argument("data_root", type=Path, help="a part folder, a folder of parts, or a folder with metadata.json")
+    p.add_argument("--out", type=Path, required=True, help="the cache folder")
+    p.add_argument("--parts", help='which dfdc_train_part_N, e.g. "0-9,12"')
+    p.add_argument("--frames", type=int, default=15)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--margin", type=float, default=0.3)
+    p.add_argument("--workers", type=int, default=1, help="processes")
+    p.add_argument("--shard", help="K/N: this machine's share of N")
+    p.add_argument("--min-faces", type=int, default=10, help="drop videos with fewer face frames")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.set_defaults(run=_extract)
+
+    p = sub.add_parser("show-batch", help="a PNG grid of augmented training clips")
+    p.add_argument("cache", type=Path)
+    p.add_argument("--out", type=Path, default=Path("batch.png"))
+    p.add_argument("-n", type=int, default=8)
+    p.add_argument("--frames", type=int, default=10)
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_show_batch)
+
+    p = sub.add_parser("train", help="train a model on a face cache")
+    p.add_argument("cache", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="the run folder")
+    p.add_argument("--model", default="sequence", help="sequence (the original design), sequence_spatial or frame")
+    p.add_argument("--backbone", default="efficientnet_b0", help="a timm model name")
+    p.add_argument("--pretrained", help='"lite0" or a state dict file for the backbone')
+    p.add_argument("--frames", type=int, default=10, help="clip length T (sequence models)")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--fold", type=int, default=0, help="the validation fold")
+    p.add_argument("--time-limit", help='stop cleanly before this, e.g. "8h30m"')
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=2, help="data loader processes")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    p.set_defaults(run=_train)
+
+    p = sub.add_parser("calibrate", help="fit a run's calibrator on its validation predictions")
+    p.add_argument("run", type=Path)
+    p.add_argument("--prior", type=float, default=0.5, help="FAKE share of the test set")
+    p.add_argument("--clip", type=float, nargs=2, default=[0.01, 0.99], metavar=("LO", "HI"))
+    p.set_defaults(run=_calibrate)
+
+    p = sub.add_parser("evaluate", help="score checkpoints on labelled videos (log loss, AUC, accuracy)")
+    p.add_argument("videos_dir", type=Path)
+    p.add_argument("--labels", type=Path, required=True, help="a DFDC metadata.json")
+    p.add_argument("--checkpoint", type=Path, action="append", required=True)
+    p.add_argument("--out", type=Path, default=Path("evaluation"))
+    p.add_argument("--frames", type=int)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("demo", help="sample -> faces -> train -> calibrate -> evaluate -> submission, on CPU")
+    p.add_argument("--out", type=Path, default=Path("demo"))
+    p.add_argument("--submission", type=Path, default=Path("submission/submission.csv"))
+    p.add_argument("--minutes", type=float, default=4.0, help="training time")
+    p.add_argument("--videos", type=int, default=64, help="training videos to make")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.set_defaults(run=_demo)
     return parser
 
 
