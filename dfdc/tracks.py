@@ -30,6 +30,12 @@ class Track:
         """How sure we are this is a face that stays: detections weighted by their scores."""
         return float(sum(s for s, d in zip(self.scores, self.detected) if d))
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Track":
+        """The inverse of to_dict (faces.json, the cache's entries)."""
+        return cls(d["track"], list(d["frames"]), [np.asarray(b, np.float32) for b in d["boxes"]],
+                   list(d["scores"]), list(d["detected"]))
+
     def to_dict(self) -> dict:
         return {
             "track": self.id,

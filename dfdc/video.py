@@ -54,16 +54,22 @@ STRATEGIES: dict[str, Callable[..., np.ndarray]] = {"even": even_indices, "train
 
 
 def read_video(path: str | Path, n: int = 32, strategy: str = "even",
-               rng: np.random.Generator | None = None) -> Video:
-    """Decode the n frames the strategy asks for; a file that is not a readable video is a DfdcError."""
+               rng: np.random.Generator | None = None, indices: np.ndarray | None = None) -> Video:
+    """Decode the n frames the strategy asks for, or exactly the frames `indices` names (every
+    frame is then decoded: a fake read where its original was sampled must not move, and its
+    reference frames fall elsewhere). A file that is not a readable video is a DfdcError."""
     path = Path(path)
     if not path.is_file():
         raise DfdcError("no such file", path)
     if path.stat().st_size == 0:
         raise DfdcError("empty file (0 bytes)", path)
-    pick = STRATEGIES[strategy]
+    if indices is not None:
+        exact = np.asarray(indices, np.int64)
+        n, pick = len(exact), lambda total, count, rng: exact[exact < max(total, 1)] if total else exact
+    else:
+        pick = STRATEGIES[strategy]
     try:
-        video = _read_pyav(path, n, pick, rng)
+        video = _read_pyav(path, n, pick, rng, skip_nonref=indices is None)
     except DfdcError:
         video = None
     if video is None or len(video.indices) == 0:

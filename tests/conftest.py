@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,3 +37,21 @@ def face_images_dir(shared: Path) -> Path:
 def weights_dir(shared: Path) -> Path:
     """Holds blazeface/ with the BlazeFace front and back weights and anchors."""
     return shared / "weights"
+
+
+CACHE_SETTINGS = {"frames": 12, "size": 64, "min_faces": 6}  # small and quick; 12 frames hold 10-frame clips
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, face_images_dir, weights_dir) -> Path:
+    """8 small synthetic videos (3 clusters: an original and its fakes each) and their face cache,
+    made once a session: base/sample (make-sample) and base/cache (extract)."""
+    from dfdc.extract import run_extract
+    from dfdc.synth import make_sample
+
+    base = tmp_path_factory.getbasetemp() / "extracted"
+    make_sample(base / "sample", videos=8, seed=1, size=(256, 144), seconds=1.5, fps=10,
+                faces_from=face_images_dir, weights=weights_dir)
+    summary = run_extract(base / "sample", base / "cache", weights=weights_dir, **CACHE_SETTINGS)
+    (base / "summary.json").write_text(json.dumps(summary))
+    return base
