@@ -91,8 +91,16 @@ def _extract(args: argparse.Namespace) -> int:
 
     summary = run_extract(args.data_root, args.out, parts=args.parts, frames=args.frames, size=args.size,
                           margin=args.margin, workers=args.workers, shard=args.shard, min_faces=args.min_faces,
-                          weights=args.weights, seed=args.seed)
+                          weights=args.weights, strategy=args.strategy, seed=args.seed)
     return 1 if summary["videos"] and summary["failed"] == summary["videos"] else 0
+
+
+def _merge_cache(args: argparse.Namespace) -> int:
+    from .extract import merge_caches
+
+    index = merge_caches(args.sources, args.out)
+    print(f"merge-cache: {len(index)} videos from {len(args.sources)} caches -> {args.out}")
+    return 0
 
 
 def _show_batch(args: argparse.Namespace) -> int:
@@ -107,7 +115,7 @@ def _train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, backbone=args.backbone, pretrained=args.pretrained, frames=args.frames,
-                      size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, fold=args.fold,
+                      size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, fold=args.fold, folds=args.folds,
                       time_limit=_duration(args.time_limit), device=args.device, seed=args.seed,
                       workers=args.workers)
     result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
@@ -231,9 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--shard", help="K/N: this machine's share of N")
     p.add_argument("--min-faces", type=int, default=10, help="drop videos with fewer face frames")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--strategy", choices=["even", "train"], default="even",
+                   help="even: frames spread over the video; train: a random start, every 2nd frame")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train strategy's random starts")
     p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
     p.set_defaults(run=_extract)
+
+    p = sub.add_parser("merge-cache", help="gather the caches of several --shard runs into one")
+    p.add_argument("out", type=Path)
+    p.add_argument("sources", type=Path, nargs="+")
+    p.set_defaults(run=_merge_cache)
 
     p = sub.add_parser("show-batch", help="a PNG grid of augmented training clips")
     p.add_argument("cache", type=Path)
@@ -256,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
+    p.add_argument("--folds", type=int, default=5, help="folds, grouped by cluster (an original and its fakes)")
     p.add_argument("--time-limit", help='stop cleanly before this, e.g. "8h30m"')
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)

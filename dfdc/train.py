@@ -51,6 +51,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     fold: int = 0
+    folds: int = 5  # grouped by cluster: a fake and its original are never split
     time_limit: float | None = None
     device: str = "auto"
     seed: int = 0
@@ -95,7 +96,7 @@ def _device(name: str, rank: int) -> torch.device:
 
 
 def _datasets(cache: Path, cfg: TrainConfig, mean, std, margin: float):
-    train_idx, val_idx = split_folds(read_index(cache), cfg.fold)
+    train_idx, val_idx = split_folds(read_index(cache), cfg.fold, cfg.folds)
     if val_idx.empty or train_idx.empty:
         raise DfdcError(f"fold {cfg.fold} leaves an empty training or validation set", cache)
     aug = ClipAugment(cfg.size, tuple(mean), tuple(std), train=True, margin=margin)
