@@ -310,8 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="dfdc: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler()  # the stderr of this call (tests swap it)
+    handler.setFormatter(logging.Formatter("dfdc: %(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log.propagate = False
     try:
         return args.run(args)
     except DfdcError as e:

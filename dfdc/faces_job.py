@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .detect import FaceDetector
 from .errors import DfdcError
@@ -52,13 +53,24 @@ def run_faces(source: Path, out: Path, frames: int = 32, size: int = 224, margin
     videos = video_files(source)
     detector = FaceDetector(weights, back=False, device=device)
     problems = []
-    for path in tqdm(videos, desc="faces", unit="video", disable=len(videos) < 2):
-        try:
-            faces = find_faces(read_video(path, frames), detector, size, margin, detect_every)
-            write_faces(faces, out)
-            if not faces.tracks:
-                raise DfdcError("no face found in the sampled frames", path)
-        except DfdcError as e:
-            problems.append(str(e))
-            log.warning("%s", e)
+    with logging_redirect_tqdm(loggers=[log]):
+        for path in tqdm(videos, desc="faces", unit="video", disable=len(videos) < 2):
+            problems += _one_video(path, out, detector, frames, size, margin, detect_every)
     return problems
+
+
+def _one_video(path: Path, out: Path, detector: FaceDetector, frames: int, size: int, margin: float,
+               detect_every: int) -> list[str]:
+    """Faces of one video written under out; its problem in a one-line list (empty when fine)."""
+    try:
+        faces = find_faces(read_video(path, frames), detector, size, margin, detect_every)
+        write_faces(faces, out)
+        if not faces.tracks:
+            raise DfdcError("no face found in the sampled frames", path)
+        return []
+    except DfdcError as e:
+        problem = str(e)
+    except Exception as e:  # a bad video never stops the others
+        problem = f"{path}: {type(e).__name__}: {e}"
+    log.warning("%s", problem)
+    return [problem]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .aggregate import get_strategy, video_score
 from .detect import FaceDetector
@@ -173,65 +174,69 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         else:
             todo.append(videos_dir / name)
 
+    governor = Governor(time_limit, started, len(todo), plans(frames or 32, len(checkpoints)))
     dev = pick_device(device)
     members = load_members(checkpoints, ensemble_weights, dev)
     lo, hi = clip or (0.01, 0.99)
+    full_frames = frames or max(m.config.frames for m in members)
+    governor.plans = plans(full_frames, len(members))
+    if governor.should_stop():  # the limit passed while loading: nothing more fits
+        todo = []
     detector = FaceDetector(weights, back=False, device=dev)
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
-    full_frames = frames or max(m.config.frames for m in members)
-    governor = Governor(time_limit, started, len(todo), plans(full_frames, len(members)))
     job = lambda path, n: prepare(path, n, detector, crop_keys, detect_every)  # noqa: E731
     fetch = Prefetcher(todo, workers, governor, job)
+    model_cost = {m.name: warm_up(m, dev) if todo else 0.0 for m in members}  # seconds per crop
 
-    model_cost = {m.name: warm_up(m, batch_size, dev) for m in members}  # seconds per crop
-    bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not todo)
-    finished = 0
-    try:
-        while finished < len(todo) and not governor.should_stop():
-            batch = fetch.take(min(governor.left(), 5.0), most=max(1, batch_size // full_frames))
-            if not batch:
-                continue
-            level, active = governor.level, members[:governor.plan.members]
-            crops = [[it.crops.get((m.config.input_size, m.config.margin), []) for it in batch] for m in active]
-            n_crops = sum(len(c) for video in crops[0] for c in video) if active else 0
-            if n_crops * sum(model_cost[m.name] for m in active) > governor.left():
-                break  # the models would run past the limit: the rest get the prior
-            tick = time.monotonic()
-            per_member = [score_tracks(m, c, batch_size, dev) for m, c in zip(active, crops)]
-            if n_crops:
-                spent = (time.monotonic() - tick) / n_crops
-                for m in active:  # split by the first estimate's proportions
-                    share = model_cost[m.name] / sum(model_cost[a.name] for a in active)
-                    model_cost[m.name] = 0.5 * model_cost[m.name] + 0.5 * spent * share
-            for i, item in enumerate(batch):
-                probs = [pm[i] for pm in per_member]
-                raw = [video_score(p, strategy) for p in probs]
-                score = ensemble(active, raw)
-                if item.error:
-                    status = "failed"
-                    log.warning("%s; it gets the prior %.2f", item.error, prior)
-                elif score is None:
-                    status = "no_face"
-                    log.warning("%s: no face found; it gets the prior %.2f", videos_dir / item.name, prior)
-                else:
-                    status = "ok"
-                label = prior if score is None else float(np.clip(score, lo, hi))
-                scores[item.name] = label
-                if report_dir is not None:
-                    _write_json(report_dir / f"{Path(item.name).stem}.json",
-                                _report(item, active, probs, raw, label, status, level))
-            finished += len(batch)
-            governor.record(len(batch))
+    with logging_redirect_tqdm(loggers=[log]):
+        bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not todo)
+        finished = 0
+        try:
+            while finished < len(todo) and not governor.should_stop():
+                batch = fetch.take(min(governor.left(), 5.0), most=max(1, batch_size // full_frames))
+                if not batch:
+                    continue
+                level, active = governor.level, members[:governor.plan.members]
+                crops = [[it.crops.get((m.config.input_size, m.config.margin), []) for it in batch] for m in active]
+                n_crops = sum(len(c) for video in crops[0] for c in video) if active else 0
+                if n_crops * sum(model_cost[m.name] for m in active) > governor.left():
+                    break  # the models would run past the limit: the rest get the prior
+                tick = time.monotonic()
+                per_member = [score_tracks(m, c, batch_size, dev) for m, c in zip(active, crops)]
+                if n_crops:
+                    spent = (time.monotonic() - tick) / n_crops
+                    for m in active:  # split by the first estimate's proportions
+                        share = model_cost[m.name] / sum(model_cost[a.name] for a in active)
+                        model_cost[m.name] = 0.5 * model_cost[m.name] + 0.5 * spent * share
+                for i, item in enumerate(batch):
+                    probs = [pm[i] for pm in per_member]
+                    raw = [video_score(p, strategy) for p in probs]
+                    score = ensemble(active, raw)
+                    if item.error:
+                        status = "failed"
+                        log.warning("%s; it gets the prior %.2f", item.error, prior)
+                    elif score is None:
+                        status = "no_face"
+                        log.warning("%s: no face found; it gets the prior %.2f", videos_dir / item.name, prior)
+                    else:
+                        status = "ok"
+                    label = prior if score is None else float(np.clip(score, lo, hi))
+                    scores[item.name] = label
+                    if report_dir is not None:
+                        _write_json(report_dir / f"{Path(item.name).stem}.json",
+                                    _report(item, active, probs, raw, label, status, level))
+                finished += len(batch)
+                governor.record(len(batch))
+                write_submission(out, scores, names, prior)
+                bar.update(len(batch))
+                rate = governor.seconds_per_video()
+                bar.set_postfix(plan=f"{governor.plan.frames}f/{governor.plan.members}m",
+                                s_per_video=f"{rate:.2f}" if rate else "-")
+        finally:
+            fetch.stopped.set()
+            bar.close()
             write_submission(out, scores, names, prior)
-            bar.update(len(batch))
-            rate = governor.seconds_per_video()
-            bar.set_postfix(plan=f"{governor.plan.frames}f/{governor.plan.members}m",
-                            s_per_video=f"{rate:.2f}" if rate else "-")
-    finally:
-        fetch.stopped.set()
-        bar.close()
-        write_submission(out, scores, names, prior)
-    if finished < len(todo):
-        log.warning("time limit reached: %d of %d videos scored, the rest get the prior %.2f",
-                    finished, len(todo), prior)
+    left = sum(name not in scores for name in names)
+    if left:
+        log.warning("time limit reached: %d videos not scored get the prior %.2f", left, prior)
     return {name: scores.get(name, prior) for name in names}

@@ -120,14 +120,14 @@ def score_tracks(member: Member, tracks: list[list[np.ndarray]], batch_size: int
     return out
 
 
-def warm_up(member: Member, batch_size: int, device: torch.device) -> float:
-    """Seconds per crop of a first full batch: a safe (high) first estimate for the time governor,
+def warm_up(member: Member, device: torch.device) -> float:
+    """Seconds per crop of a first small batch: a safe (high) first estimate for the time governor,
     and on CUDA it leaves the kernels chosen before the clock matters."""
     size = member.config.input_size
-    n = max(member.config.frames, min(batch_size, 2 * member.config.frames))
+    n = member.config.frames if member.kind == "sequence" else 8
     crops = np.zeros((n, size, size, 3), np.uint8)
     start = time.monotonic()
-    score_tracks(member, [[crops]], batch_size, device)
+    score_tracks(member, [[crops]], n, device)
     return (time.monotonic() - start) / n
 
 

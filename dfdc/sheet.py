@@ -14,7 +14,7 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], path: Path, columns: int =
     blocks = []
     for label, crops in rows:
         tiles = [cv2.resize(c, (thumb, thumb), interpolation=cv2.INTER_AREA) for c in crops]
-        tiles += [np.zeros((thumb, thumb, 3), np.uint8)] * (-len(tiles) % columns)
+        tiles += [np.zeros((thumb, thumb, 3), np.uint8)] * (-len(tiles) % columns or (0 if tiles else columns))
         grid = np.concatenate([np.concatenate(tiles[i:i + columns], 1)
                                for i in range(0, len(tiles), columns)], 0)
         header = np.full((22, grid.shape[1], 3), 255, np.uint8)
