@@ -106,6 +106,45 @@ class Prefetcher:
         return items
 
 
+class BatchScorer:
+    """The models' side: scores batches of prepared videos, and learns its seconds per crop so
+    the time governor never starts a batch that would end past the limit."""
+
+    def __init__(self, members: list[Member], device, batch_size: int, strategy: str,
+                 clip: tuple[float, float], prior: float) -> None:
+        self.members, self.device, self.batch_size = members, device, batch_size
+        self.strategy, self.clip, self.prior = strategy, clip, prior
+        self.cost = {m.name: warm_up(m, device) for m in members}  # seconds per crop
+
+    @staticmethod
+    def _crops(batch: list[Prepared], m: Member) -> list[list[np.ndarray]]:
+        return [it.crops.get((m.config.input_size, m.config.margin), []) for it in batch]
+
+    def estimate(self, batch: list[Prepared], active: list[Member]) -> float:
+        """Seconds the active members would take on this batch."""
+        return sum(sum(len(c) for video in self._crops(batch, m) for c in video) * self.cost[m.name] for m in active)
+
+    def __call__(self, batch: list[Prepared], active: list[Member]) -> list[tuple[float, str, list, list]]:
+        """Per video: (label, status, per-member track probabilities, per-member raw scores)."""
+        per_member = []
+        for m in active:
+            crops = self._crops(batch, m)
+            n = sum(len(c) for video in crops for c in video)
+            tick = time.monotonic()
+            per_member.append(score_tracks(m, crops, self.batch_size, self.device))
+            if n:
+                self.cost[m.name] = 0.5 * self.cost[m.name] + 0.5 * (time.monotonic() - tick) / n
+        out = []
+        for i, item in enumerate(batch):
+            probs = [pm[i] for pm in per_member]
+            raw = [video_score(p, self.strategy) for p in probs]
+            score = ensemble(active, raw)
+            status = "failed" if item.error else "no_face" if score is None else "ok"
+            label = self.prior if score is None else float(np.clip(score, *self.clip))
+            out.append((label, status, probs, raw))
+        return out
+
+
 def _report(item: Prepared, members: list[Member], per_member: list[list[np.ndarray]],
             raw: list[float | None], label: float, status: str, level: int) -> dict:
     """The per-video JSON: tracks, per-frame probabilities, which frames looked fake, time."""
@@ -177,7 +216,6 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     governor = Governor(time_limit, started, len(todo), plans(frames or 32, len(checkpoints)))
     dev = pick_device(device)
     members = load_members(checkpoints, ensemble_weights, dev)
-    lo, hi = clip or (0.01, 0.99)
     full_frames = frames or max(m.config.frames for m in members)
     governor.plans = plans(full_frames, len(members))
     if governor.should_stop():  # the limit passed while loading: nothing more fits
@@ -186,10 +224,10 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
     job = lambda path, n: prepare(path, n, detector, crop_keys, detect_every)  # noqa: E731
     fetch = Prefetcher(todo, workers, governor, job)
-    model_cost = {m.name: warm_up(m, dev) if todo else 0.0 for m in members}  # seconds per crop
+    scorer = BatchScorer(members, dev, batch_size, strategy, clip or (0.01, 0.99), prior) if todo else None
 
-    with logging_redirect_tqdm(loggers=[log]):
-        bar = tqdm(total=len(todo), desc="predict", unit="video", disable=not todo)
+    with logging_redirect_tqdm(loggers=[log]), tqdm(total=len(todo), desc="predict", unit="video",
+                                                     disable=not todo) as bar:
         finished = 0
         try:
             while finished < len(todo) and not governor.should_stop():
@@ -197,31 +235,13 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 if not batch:
                     continue
                 level, active = governor.level, members[:governor.plan.members]
-                crops = [[it.crops.get((m.config.input_size, m.config.margin), []) for it in batch] for m in active]
-                n_crops = sum(len(c) for video in crops[0] for c in video) if active else 0
-                if n_crops * sum(model_cost[m.name] for m in active) > governor.left():
+                if scorer.estimate(batch, active) > governor.left():
                     break  # the models would run past the limit: the rest get the prior
-                tick = time.monotonic()
-                per_member = [score_tracks(m, c, batch_size, dev) for m, c in zip(active, crops)]
-                if n_crops:
-                    spent = (time.monotonic() - tick) / n_crops
-                    for m in active:  # split by the first estimate's proportions
-                        share = model_cost[m.name] / sum(model_cost[a.name] for a in active)
-                        model_cost[m.name] = 0.5 * model_cost[m.name] + 0.5 * spent * share
-                for i, item in enumerate(batch):
-                    probs = [pm[i] for pm in per_member]
-                    raw = [video_score(p, strategy) for p in probs]
-                    score = ensemble(active, raw)
-                    if item.error:
-                        status = "failed"
-                        log.warning("%s; it gets the prior %.2f", item.error, prior)
-                    elif score is None:
-                        status = "no_face"
-                        log.warning("%s: no face found; it gets the prior %.2f", videos_dir / item.name, prior)
-                    else:
-                        status = "ok"
-                    label = prior if score is None else float(np.clip(score, lo, hi))
+                for item, (label, status, probs, raw) in zip(batch, scorer(batch, active)):
                     scores[item.name] = label
+                    if status != "ok":
+                        problem = item.error or f"{videos_dir / item.name}: no face found"
+                        log.warning("%s; it gets the prior %.2f", problem, prior)
                     if report_dir is not None:
                         _write_json(report_dir / f"{Path(item.name).stem}.json",
                                     _report(item, active, probs, raw, label, status, level))
@@ -234,7 +254,6 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                                 s_per_video=f"{rate:.2f}" if rate else "-")
         finally:
             fetch.stopped.set()
-            bar.close()
             write_submission(out, scores, names, prior)
     left = sum(name not in scores for name in names)
     if left:
