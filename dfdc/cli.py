@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .errors import DfdcError
+from .kaggle.cli import add_kaggle_parser
 
 log = logging.getLogger("dfdc")
 STARTED = time.monotonic()  # the time governor counts from process start, imports included
@@ -305,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
     p.set_defaults(run=_demo)
+
+    add_kaggle_parser(sub)
     return parser
 
 

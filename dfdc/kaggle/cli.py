@@ -1,0 +1,166 @@
+"""`dfdc kaggle ...`: the subcommands, added to the `dfdc` parser by add_kaggle_parser.
+
+Imports stay inside the handlers: `dfdc --help` must not load torch or the kaggle client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import DfdcError
+from . import COMPETITION
+
+
+def _pair(text: str) -> tuple[str, str]:
+    """NAME=VALUE of --input and --env."""
+    name, sep, value = text.partition("=")
+    if not (sep and name and value):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
+def _owner(flag: str | None) -> str:
+    from .credentials import find_credentials
+
+    if flag:
+        return flag
+    try:
+        return find_credentials().username
+    except DfdcError as e:
+        raise DfdcError(f"pass --owner USER, or set up the Kaggle credentials: {e}") from None
+
+
+def _build_dataset(args: argparse.Namespace) -> int:
+    from .dataset import build_dataset
+
+    files = build_dataset(args.out, _owner(args.owner), args.checkpoint, args.weights, args.wheelhouse)
+    print(f"build-dataset: {len(files)} files -> {args.out}; upload with "
+          f"`kaggle datasets create -p {args.out}` (then `kaggle datasets version -p {args.out} -m NOTE`)")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from .kernels import push
+
+    push(args.kernel_dir, args.owner)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .kernels import status
+
+    return 1 if status(args.kernel, args.owner) == "error" else 0
+
+
+def _output(args: argparse.Namespace) -> int:
+    from .kernels import output
+
+    output(args.kernel, args.out, args.owner)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from .kernels import submit
+
+    submit(args.kernel, args.version, args.message, args.file, args.owner)
+    return 0
+
+
+def _download_sample(args: argparse.Namespace) -> int:
+    from .kernels import download_sample
+
+    download_sample(args.out)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from ..governor import parse_duration
+    from .dryrun import dry_run
+
+    try:
+        limit = parse_duration(args.time_limit)
+    except ValueError as e:
+        raise DfdcError(f"--time-limit: {e}") from None
+    result = dry_run(args.kernel_dir, dict(args.input), time_limit=limit, checkpoints=args.checkpoint,
+                     weights=args.weights, wheelhouse=args.wheelhouse, env=dict(args.env), root=args.root)
+    print(f"dry-run: {result.seconds:.0f} s of its {result.limit:.0f} s, network off ({result.network}); "
+          f"outputs in {result.working}")
+    if result.returncode is None:
+        raise DfdcError(f"the kernel ran past its time limit ({result.limit:.0f} s) and was stopped: "
+                        "on Kaggle it would fail")
+    if result.returncode != 0:
+        raise DfdcError(f"the kernel failed with status {result.returncode} (its output is above)")
+    for problem in result.problems:
+        print(f"dfdc: error: {problem}", file=sys.stderr)
+    if result.submission is not None and not result.problems:
+        print(f"dry-run: {result.submission}: valid submission")
+    return 1 if result.problems else 0
+
+
+def add_kaggle_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Add `dfdc kaggle` and its subcommands to the `dfdc` parser's subcommands."""
+    kaggle = subparsers.add_parser(
+        "kaggle", help="the utility dataset, kernels on Kaggle, and local dry runs of them",
+        description="Over the official kaggle client. Credentials: ~/.kaggle/kaggle.json (mode 600; "
+                    "or $KAGGLE_CONFIG_DIR/kaggle.json) or KAGGLE_USERNAME and KAGGLE_KEY.")
+    sub = kaggle.add_subparsers(dest="kaggle_command", required=True)
+    owner = argparse.ArgumentParser(add_help=False)
+    owner.add_argument("--owner", help="Kaggle user owning it (default: the credentials' username)")
+    build = argparse.ArgumentParser(add_help=False)
+    build.add_argument("--checkpoint", type=Path, action="append", default=[],
+                       help="a dfdc checkpoint (*.pt) to include; repeat for an ensemble")
+    build.add_argument("--weights", type=Path, help="folder with the BlazeFace weights (else $DFDC_WEIGHTS, ./weights)")
+    build.add_argument("--wheelhouse", type=Path,
+                       help="offline: take the dependency wheels only from this folder (pip --no-index --find-links)")
+
+    p = sub.add_parser("build-dataset", parents=[build, owner],
+                       help="the utility dataset folder: dfdc and dependency wheels, weights, checkpoints")
+    p.add_argument("out", type=Path, help="a new or empty folder, then `kaggle datasets create -p OUT`")
+    p.set_defaults(run=_build_dataset)
+
+    p = sub.add_parser("push", parents=[owner], help="push a kernel folder (kernels/...) as a new version and run it")
+    p.add_argument("kernel_dir", type=Path)
+    p.set_defaults(run=_push)
+
+    p = sub.add_parser("status", parents=[owner], help="state of a kernel's latest run")
+    p.add_argument("kernel", help="a kernel folder, owner/slug, or a slug of yours")
+    p.set_defaults(run=_status)
+
+    p = sub.add_parser("output", parents=[owner], help="download a kernel's output files and log")
+    p.add_argument("kernel", help="a kernel folder, owner/slug, or a slug of yours")
+    p.add_argument("--out", type=Path, help="folder (default kaggle-output/<slug>)")
+    p.set_defaults(run=_output)
+
+    p = sub.add_parser(
+        "submit", parents=[owner], help="submit a kernel version's submission.csv to the competition",
+        description=f"Submit what a kernel version wrote to {COMPETITION}. The competition ended in 2020 and "
+                    "Kaggle no longer scores late submissions (it may refuse them): score a submission "
+                    "offline with `dfdc evaluate`.")
+    p.add_argument("kernel", help="a kernel folder, owner/slug, or a slug of yours")
+    p.add_argument("--version", type=int, help="kernel version (default: the latest)")
+    p.add_argument("--message", default="dfdc", help="submission description")
+    p.add_argument("--file", default="submission.csv", help="the output file of the kernel to submit")
+    p.set_defaults(run=_submit)
+
+    p = sub.add_parser("download-sample", help=f"{COMPETITION}'s train_sample_videos and test_videos, for dry runs")
+    p.add_argument("out", type=Path)
+    p.set_defaults(run=_download_sample)
+
+    p = sub.add_parser(
+        "dry-run", parents=[build], help="run a kernel here as Kaggle would (offline, image-only venv, time limit)",
+        description="Runs the kernel's script in a fresh /kaggle-like tree (DFDC_KAGGLE_ROOT points the script "
+                    "there), with the utility dataset built fresh unless given as an --input, in a venv holding "
+                    "only what the Kaggle image provides, without network, within its time limit; checks the "
+                    "submission.csv it writes.")
+    p.add_argument("kernel_dir", type=Path)
+    p.add_argument("--input", type=_pair, action="append", default=[], metavar="NAME=DIR",
+                   help=f"a source of the kernel (e.g. {COMPETITION}) mapped to a local folder; repeat")
+    p.add_argument("--time-limit", help='the kernel\'s limit, e.g. "9h" or "600" (default: the script\'s own, '
+                                        "stopped at Kaggle's 12 h)")
+    p.add_argument("--env", type=_pair, action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable for the kernel (e.g. DFDC_PREDICT_ARGS='--frames 8'); repeat")
+    p.add_argument("--root", type=Path, help="build the tree here and keep it all (default: a temporary "
+                                             "folder, of which only kaggle/working is kept)")
+    p.set_defaults(run=_dry_run)
