@@ -153,8 +153,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    s = run_demo(args.out, args.submission, minutes=args.minutes, videos=args.videos, seed=args.seed,
-                 weights=args.weights, device=args.device)
+    s = run_demo(args.out, args.submission, minutes=args.minutes, videos=args.videos, epochs=args.epochs,
+                 seed=args.seed, weights=args.weights, device=args.device)
     return 0 if s["valid"] else 1
 
 
@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--submission", type=Path, default=Path("submission/submission.csv"))
     p.add_argument("--minutes", type=float, default=4.0, help="training time")
-    p.add_argument("--videos", type=int, default=64, help="training videos to make")
+    p.add_argument("--videos", type=int, default=96, help="training videos to make")
+    p.add_argument("--epochs", type=int, default=12, help="epochs, if --minutes allows them all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")

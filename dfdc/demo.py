@@ -19,8 +19,8 @@ from .synth import make_sample
 from .train import TrainConfig, train
 
 
-def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 64, seed: int = 0,
-             weights: Path | None = None, device: str = "auto") -> dict:
+def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 96, epochs: int = 12,
+             seed: int = 0, weights: Path | None = None, device: str = "auto") -> dict:
     """Run every stage, printing what it did and where the pictures are; returns the scores."""
     start = time.monotonic()
 
@@ -29,7 +29,7 @@ def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 64
 
     data = out / "data"
     sample = dict(size=(480, 270), seconds=2.0, fps=15.0, weights=weights)
-    for name, n, s in (("train", videos, seed), ("heldout", max(8, videos // 4), seed + 1),
+    for name, n, s in (("train", videos, seed), ("heldout", max(8, videos // 3), seed + 1),
                        ("test", max(8, videos // 8), seed + 2)):
         if not (data / name / "metadata.json").is_file():
             make_sample(data / name, videos=n, seed=s, **sample)
@@ -40,7 +40,7 @@ def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 64
     say(f"faces extracted to {cache} (crops, faces.json per video, index.csv)")
 
     run = out / "run"
-    cfg = TrainConfig(model="frame", backbone="tf_efficientnet_lite0", pretrained="lite0", size=128, epochs=100,
+    cfg = TrainConfig(model="frame", backbone="tf_efficientnet_lite0", pretrained="lite0", size=128, epochs=epochs,
                       batch_size=32, lr=3e-4, time_limit=minutes * 60, device=device, seed=seed)
     result = train(cache, run, cfg)
     say(f"trained {result['epochs_done']} epochs ({result['stopped'] or 'all epochs'}); "

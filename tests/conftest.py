@@ -55,3 +55,20 @@ def built(tmp_path_factory, face_images_dir, weights_dir) -> Path:
     summary = run_extract(base / "sample", base / "cache", weights=weights_dir, **CACHE_SETTINGS)
     (base / "summary.json").write_text(json.dumps(summary))
     return base
+
+
+def add_bad_videos(folder: Path, sample_dir: Path) -> list[str]:
+    """Write the bad inputs every job must survive into folder: an empty file, a text file named
+    .mp4, a real video cut in half, and a real video without a face. Returns their names."""
+    import numpy as np
+
+    from dfdc.encode import write_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("a text file, named like a video\n")
+    data = (sample_dir / "knqhpwoigk.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    rng = np.random.default_rng(0)
+    write_video(folder / "noface.mp4", [rng.integers(0, 255, (180, 320, 3), np.uint8) for _ in range(12)])
+    return ["empty.mp4", "text.mp4", "truncated.mp4", "noface.mp4"]

@@ -4,24 +4,16 @@ import json
 import shutil
 
 import cv2
-import numpy as np
 import pytest
 
 from dfdc.cli import main
-from dfdc.encode import write_video
+from conftest import add_bad_videos
 
 
 @pytest.fixture
 def bad_videos(tmp_path, sample_dir):
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    (folder / "empty.mp4").write_bytes(b"")
-    (folder / "text.mp4").write_text("a text file, named like a video\n")
-    data = (sample_dir / "knqhpwoigk.mp4").read_bytes()
-    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
-    rng = np.random.default_rng(0)
-    write_video(folder / "noface.mp4", [rng.integers(0, 255, (180, 320, 3), np.uint8) for _ in range(10)])
-    return folder
+    add_bad_videos(tmp_path / "videos", sample_dir)
+    return tmp_path / "videos"
 
 
 def _one_line_errors(err: str) -> list[str]:

@@ -4,7 +4,6 @@ client's KAGGLE_API_ENVIRONMENT=LOCALHOST sends it)."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import fcntl
@@ -26,7 +25,6 @@ import pytest
 
 import dfdc.cli
 from dfdc.kaggle import COMPETITION, OWNER_PLACEHOLDER, UTILITY
-from dfdc.kaggle.cli import add_kaggle_parser
 from dfdc.kaggle.dryrun import install_guard
 from dfdc.kaggle.metadata import read_kernel, with_owner
 
@@ -37,25 +35,8 @@ CAN_UNSHARE = shutil.which("unshare") is not None and subprocess.run(
     ["unshare", "--net", "true"], capture_output=True).returncode == 0
 
 
-def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-
-
 def run_dfdc(argv: list) -> int:
-    """dfdc.cli.main with `dfdc kaggle` added if dfdc/cli.py does not add it yet."""
-    build = dfdc.cli.build_parser
-
-    def with_kaggle() -> argparse.ArgumentParser:
-        parser = build()
-        if "kaggle" not in _subcommands(parser).choices:
-            add_kaggle_parser(_subcommands(parser))
-        return parser
-
-    dfdc.cli.build_parser = with_kaggle
-    try:
-        return dfdc.cli.main([str(a) for a in argv])
-    finally:
-        dfdc.cli.build_parser = build
+    return dfdc.cli.main([str(a) for a in argv])
 
 
 @pytest.fixture(autouse=True)
@@ -233,9 +214,6 @@ def test_socket_guard_refuses_internet_connections(tmp_path):
 
 
 def test_dry_run_training_kernel_ends_with_a_checkpoint(tmp_path, utility, shared, weights_dir, capsys):
-    missing = [c for c in ("extract", "train") if c not in _subcommands(dfdc.cli.build_parser()).choices]
-    if missing:
-        pytest.skip(f"`dfdc {'` and `dfdc '.join(missing)}` not in dfdc/cli.py yet")
     from dfdc.checkpoint import load_checkpoint
     from dfdc.synth import make_sample
 

@@ -19,6 +19,7 @@ from dfdc.models import create_model
 from dfdc.predict import run_predict
 from dfdc.submission import check_submission
 from dfdc.video import read_video
+from conftest import add_bad_videos
 
 TINY = "mobilenetv3_small_050"  # a real timm backbone, small enough for CPU tests
 
@@ -68,20 +69,15 @@ def test_ensemble_of_both_families_scores_every_video(videos, checkpoints, tmp_p
     assert data["label"] == pytest.approx(np.clip((2 * calibrated[0] + calibrated[1]) / 3, 0.01, 0.99))
 
 
-def test_bad_videos_get_the_prior_and_the_rest_a_score(videos, checkpoints, tmp_path, weights_dir, caplog):
-    (videos / "empty.mp4").write_bytes(b"")
-    (videos / "text.mp4").write_text("this is not a video\n")
-    data = (videos / "knqhpwoigk.mp4").read_bytes()
-    (videos / "truncated.mp4").write_bytes(data[: len(data) // 2])
-    rng = np.random.default_rng(0)
-    write_video(videos / "noface.mp4", [rng.integers(0, 255, (180, 320, 3), np.uint8) for _ in range(12)])
+def test_bad_videos_get_the_prior_and_the_rest_a_score(videos, checkpoints, tmp_path, weights_dir, caplog,
+                                                      sample_dir):
+    bad = add_bad_videos(videos, sample_dir) + ["single.mp4"]
     single = read_video(videos / "anndvqgoko.mp4", 1).frames  # one real face: still not a video
     write_video(videos / "single.mp4", [single[0][::2, ::2]])
     out = tmp_path / "submission.csv"
     run_predict(videos, [checkpoints["frame"]], out, frames=8, device="cpu", weights=weights_dir, prior=0.5)
     labels = _read(out)
     assert check_submission(out, videos) == []
-    bad = ["empty.mp4", "text.mp4", "truncated.mp4", "noface.mp4", "single.mp4"]
     assert all(labels[b] == 0.5 for b in bad)
     good = [n for n in labels.index if n not in bad]
     assert len(good) == 5 and all(labels[g] != 0.5 for g in good)
