@@ -236,7 +236,7 @@ class Extractor:
     def detector(self) -> FaceDetector:
         """Loaded on first need: a run that only skips never loads it."""
         if self._detector is None:
-            self._detector = FaceDetector(self.weights, back=False)
+            self._detector = FaceDetector(self.weights)
         return self._detector
 
     def cluster(self, rows: list[dict]) -> list[dict]:

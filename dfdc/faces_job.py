@@ -51,7 +51,7 @@ def run_faces(source: Path, out: Path, frames: int = 32, size: int = 224, margin
               weights: Path | None = None, detect_every: int = 1, device: str = "cpu") -> list[str]:
     """Process every video; returns the one-line problems (a bad video never stops the others)."""
     videos = video_files(source)
-    detector = FaceDetector(weights, back=False, device=device)
+    detector = FaceDetector(weights, device=device)
     problems = []
     with logging_redirect_tqdm(loggers=[log]):
         for path in tqdm(videos, desc="faces", unit="video", disable=len(videos) < 2):

@@ -220,7 +220,7 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     governor.plans = plans(full_frames, len(members))
     if governor.should_stop():  # the limit passed while loading: nothing more fits
         todo = []
-    detector = FaceDetector(weights, back=False, device=dev)
+    detector = FaceDetector(weights, device=dev)
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
     job = lambda path, n: prepare(path, n, detector, crop_keys, detect_every)  # noqa: E731
     fetch = Prefetcher(todo, workers, governor, job)

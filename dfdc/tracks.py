@@ -56,12 +56,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
-                 max_gap: int = 4, min_coverage: float = 0.25) -> list[Track]:
+                 max_gap: int = 4, min_coverage: float = 0.25, min_relative: float = 0.4) -> list[Track]:
     """Link per-frame detections into tracks, strongest first (track 0 is the main person).
 
     A detection joins the track whose last box it overlaps most (IoU >= min_iou) if that track
     was seen within max_gap sampled frames; gaps up to max_gap are filled by interpolating the
-    boxes; tracks detected on fewer than min_coverage of the frames are dropped as spurious.
+    boxes. Tracks detected on fewer than min_coverage of the frames are dropped as spurious, and
+    so are other tracks weaker than min_relative of the main one: a video is as fake as its most
+    fake track, so a shirt pattern taken for a face must not get a say.
     """
     tracks: list[Track] = []
     last_seen: dict[int, int] = {}
@@ -86,6 +88,7 @@ def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: flo
                 last_seen[track.id] = step
     keep = [t for t in tracks if sum(t.detected) >= max(1.0, min_coverage * len(indices))]
     keep.sort(key=lambda t: -t.strength)
+    keep = [t for t in keep if t.strength >= min_relative * keep[0].strength]
     for new_id, t in enumerate(keep):
         t.id = new_id
     return keep
