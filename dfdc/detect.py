@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .blazeface import Detections, load_blazeface, weighted_nms
+from .tracks import box_iou
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,16 @@ def _to_frame(d: Detections, win: Window, size: int, height: int, width: int) ->
 
 
 def _merge(dets: list[Detections], iou: float) -> Detections:
-    """One face per place: the same face seen in several windows is blended into one box."""
+    """One face per place. dets[0] is the whole-frame view, the rest are tiles: a face the tiles
+    see (at several times the resolution) takes their box, so its size does not jump between
+    frames where the coarse view also finds it and frames where it does not; the same face seen
+    in overlapping tiles is blended into one box."""
+    whole, tiles = dets[0], dets[1:]
+    tile_boxes = np.concatenate([d.boxes for d in tiles]) if tiles else np.zeros((0, 4), np.float32)
+    if len(whole.boxes) and len(tile_boxes):
+        seen = box_iou(whole.boxes, tile_boxes).max(1) > iou
+        whole = Detections(whole.boxes[~seen], whole.scores[~seen], whole.keypoints[~seen])
+    dets = [whole, *tiles]
     boxes = np.concatenate([d.boxes for d in dets])
     if len(boxes) == 0:
         return Detections.empty()

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .blazeface import BlazeFace, load_blazeface, weighted_nms
+from .detect import FaceDetector
 from .encode import VideoWriter
 from .errors import DfdcError
 from .weights import find_weight, weight_dirs
@@ -84,7 +84,7 @@ def make_sample(out: str | Path, videos: int = 20, seed: int = 0, *, size: tuple
         sources = [root / "data" / "dfdc_sample", root / "data" / "face_images"]
     else:
         sources = [Path(p) for p in ([faces_from] if isinstance(faces_from, (str, Path)) else faces_from)]
-    bank = _load_faces(sources, load_blazeface(_weights_dir(weights, root)))
+    bank = _load_faces(sources, FaceDetector(_weights_dir(weights, root)))
 
     rng = np.random.default_rng(seed)
     plan = _plan(rng, videos, fakes_per_original)
@@ -143,12 +143,12 @@ def _weights_dir(weights: str | Path | None, shared: Path) -> Path | None:
             return folder
         except DfdcError:
             continue
-    return None  # load_blazeface then says where it looked
+    return None  # the detector then says where it looked
 
 
 # --- faces -------------------------------------------------------------------------------------
 
-def _load_faces(sources: Sequence[Path], detector: BlazeFace) -> list[FaceClip]:
+def _load_faces(sources: Sequence[Path], detector: FaceDetector) -> list[FaceClip]:
     """Every face BlazeFace finds in the videos and images of `sources` (folders or files)."""
     clips: list[FaceClip] = []
     for source in sources:
@@ -173,40 +173,14 @@ def _load_faces(sources: Sequence[Path], detector: BlazeFace) -> list[FaceClip]:
     return clips
 
 
-def _find_faces(image: np.ndarray, detector: BlazeFace, min_score: float = STILL_SCORE) -> np.ndarray:
-    """(n, 4) face boxes x0, y0, x1, y1 in an RGB image of any size and shape.
-
-    BlazeFace's front model wants faces filling a good part of a 128 px square, so it looks at
-    overlapping squares of the whole short side and of half of it, and the finds are merged.
-    """
-    scale = 256 / min(image.shape[:2])
-    dsize = tuple(max(256, round(n * scale)) for n in image.shape[1::-1])
-    small = cv2.resize(image, dsize, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    h, w = small.shape[:2]
-    windows = [(x, y, side) for side in (256, 128)
-               for y in _starts(h, side) for x in _starts(w, side)]
-    crops = np.stack([cv2.resize(small[y:y + side, x:x + side], (128, 128), interpolation=cv2.INTER_AREA)
-                      for x, y, side in windows])
-    found, scores = [], []
-    for (x, y, side), det in zip(windows, detector.detect(torch.from_numpy(crops))):
-        k = side / 128 / scale
-        offset = np.array([x, y]) / scale
-        found.append(np.concatenate([det.boxes.reshape(-1, 2, 2) * k + offset,
-                                     det.keypoints * k + offset], 1).reshape(-1, 16))
-        scores.append(det.scores)
-    merged = weighted_nms(torch.from_numpy(np.concatenate(found)).float(),
-                          torch.from_numpy(np.concatenate(scores)), detector.nms_iou)
-    sides = np.minimum(merged.boxes[:, 2] - merged.boxes[:, 0], merged.boxes[:, 3] - merged.boxes[:, 1])
-    return merged.boxes[(merged.scores >= min_score) & (sides >= MIN_FACE)]
+def _find_faces(image: np.ndarray, detector: FaceDetector, min_score: float = STILL_SCORE) -> np.ndarray:
+    """(n, 4) sure face boxes x0, y0, x1, y1 in an RGB image of any size and shape."""
+    found = detector(image[None])[0]
+    sides = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+    return found.boxes[(found.scores >= min_score) & (sides >= MIN_FACE)]
 
 
-def _starts(length: int, side: int) -> list[int]:
-    """Window starts every half side, the last flush with the end."""
-    last = max(length - side, 0)
-    return sorted({*range(0, last, side // 2), last})
-
-
-def _video_faces(path: Path, detector: BlazeFace) -> list[FaceClip]:
+def _video_faces(path: Path, detector: FaceDetector) -> list[FaceClip]:
     """The faces of a video's first CLIP_FRAMES frames, found on the first and followed.
 
     A face must be found again, in place and of its size, surely on average over the keyframes:
@@ -238,7 +212,7 @@ def _video_faces(path: Path, detector: BlazeFace) -> list[FaceClip]:
     return clips
 
 
-def _refind(frames: list[np.ndarray], box: np.ndarray, detector: BlazeFace) -> tuple[np.ndarray, np.ndarray]:
+def _refind(frames: list[np.ndarray], box: np.ndarray, detector: FaceDetector) -> tuple[np.ndarray, np.ndarray]:
     """The face like `box` (near it, about its size) in each frame, looking in a square 3 faces wide.
 
     Returns (n, 4) boxes and (n,) scores; a frame without such a face has score 0.
@@ -251,7 +225,7 @@ def _refind(frames: list[np.ndarray], box: np.ndarray, detector: BlazeFace) -> t
     crops = np.stack([cv2.resize(f[y0:y0 + side, x0:x0 + side], (128, 128), interpolation=cv2.INTER_AREA)
                       for f in frames])
     found, scores = np.zeros((len(frames), 4)), np.zeros(len(frames))
-    for j, det in enumerate(detector.detect(torch.from_numpy(crops))):
+    for j, det in enumerate(detector.model.detect(torch.from_numpy(crops))):
         boxes = det.boxes * side / 128 + [x0, y0, x0, y0]
         like = ((np.abs(_centre(boxes) - [cx, cy]).max(1) < 0.3 * face)
                 & (np.abs(np.log((boxes[:, 2] - boxes[:, 0]) / face)) < np.log(1.3)))

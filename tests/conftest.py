@@ -50,7 +50,7 @@ def built(tmp_path_factory, face_images_dir, weights_dir) -> Path:
     from dfdc.synth import make_sample
 
     base = tmp_path_factory.getbasetemp() / "extracted"
-    make_sample(base / "sample", videos=8, seed=1, size=(256, 144), seconds=1.5, fps=10,
+    make_sample(base / "sample", videos=8, seed=1, size=(320, 180), seconds=1.5, fps=10,
                 faces_from=face_images_dir, weights=weights_dir)
     summary = run_extract(base / "sample", base / "cache", weights=weights_dir, **CACHE_SETTINGS)
     (base / "summary.json").write_text(json.dumps(summary))

@@ -12,8 +12,8 @@ from dfdc.video import read_video
 # First-frame face centres and sizes seen by eye on the contact sheets (frame pixels).
 SEEN = {
     "abofeumbvv.mp4": (948, 244, 116),
-    "abqwwspghj.mp4": (881, 255, 227),
-    "anndvqgoko.mp4": (972, 328, 224),
+    "abqwwspghj.mp4": (886, 233, 181),
+    "anndvqgoko.mp4": (969, 331, 217),
     "knqhpwoigk.mp4": (1056, 339, 144),
     "yhffcuhhjy.mp4": (413, 385, 113),
 }
