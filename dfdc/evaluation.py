@@ -8,7 +8,7 @@ a per-video table and a reliability diagram.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

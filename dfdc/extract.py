@@ -46,7 +46,7 @@ from .faces import Faces, crop_tracks, find_faces
 from .faces_job import write_faces
 from .metadata import read_metadata
 from .tracks import Track
-from .video import STRATEGIES, Video, read_video
+from .video import STRATEGIES, read_video
 from .weights import blazeface_files
 
 log = logging.getLogger("dfdc")

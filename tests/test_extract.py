@@ -13,7 +13,6 @@ import dfdc.extract as extract
 from dfdc.errors import DfdcError
 from dfdc.extract import parse_shard, run_extract, select_shard
 from dfdc.metadata import read_metadata
-from dfdc.synth import make_sample
 
 from conftest import CACHE_SETTINGS as SETTINGS
 
