@@ -129,11 +129,12 @@ class BlazeFace(nn.Module):
         x = images.to(self.anchors.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         raw, logits = self(x)
         scores = logits.clamp(-100, 100).sigmoid()
-        decoded = decode(raw, self.anchors, self.size) * images.shape[1]
+        decoded = (decode(raw, self.anchors, self.size) * images.shape[1]).cpu()
+        scores = scores.cpu()  # one transfer, not two per image
         out = []
         for i in range(len(images)):
             keep = scores[i] >= self.min_score
-            out.append(weighted_nms(decoded[i][keep].cpu(), scores[i][keep].cpu(), self.nms_iou))
+            out.append(weighted_nms(decoded[i][keep], scores[i][keep], self.nms_iou))
         return out
 
 

@@ -64,9 +64,8 @@ def _check_submission(args: argparse.Namespace) -> int:
 def _init_checkpoint(args: argparse.Namespace) -> int:
     from .checkpoint import init_checkpoint
 
-    pretrained = args.pretrained if args.pretrained in (None, "lite0") else Path(args.pretrained)
     kwargs = {"backbone": args.backbone} if args.backbone else {}
-    path = init_checkpoint(args.out, args.model, pretrained=pretrained or False, **kwargs)
+    path = init_checkpoint(args.out, args.model, pretrained=args.pretrained or False, **kwargs)
     print(f"init-checkpoint: untrained {args.model} model -> {path}")
     return 0
 
@@ -314,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = logging.StreamHandler()  # the stderr of this call (tests swap it)
+    handler = logging.StreamHandler()  # the stderr of this call, and only for this call
     handler.setFormatter(logging.Formatter("dfdc: %(levelname)s: %(message)s"))
+    saved = log.handlers[:], log.level, log.propagate
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     log.propagate = False
@@ -327,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dfdc: interrupted", file=sys.stderr)
         return 130
+    finally:
+        log.handlers[:], log.propagate = saved[0], saved[2]
+        log.setLevel(saved[1])
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ class _CacheDataset(Dataset):
             transform = ClipAugment(size, train=False)
         self.transform = transform
         self._rng: tuple[int, np.random.Generator] | None = None
+        self._frames: dict[int, tuple[Path, list[int]]] = {}
 
     def rng(self) -> np.random.Generator:
         """A generator per process, seeded from torch's: DataLoader workers differ and every epoch
@@ -66,10 +67,12 @@ class _CacheDataset(Dataset):
         return self._rng[1]
 
     def frames(self, row: int) -> tuple[Path, list[int]]:
-        """The video's folder and the frame indices of its main track."""
-        folder = self.cache / "videos" / Path(self.index.at[row, "video"]).stem
-        tracks = json.loads((folder / "faces.json").read_text())["tracks"]
-        return folder, tracks[0]["frames"] if tracks else []
+        """The video's folder and the frame indices of its main track (faces.json read once)."""
+        if row not in self._frames:
+            folder = self.cache / "videos" / Path(self.index.at[row, "video"]).stem
+            tracks = json.loads((folder / "faces.json").read_text())["tracks"]
+            self._frames[row] = (folder, tracks[0]["frames"] if tracks else [])
+        return self._frames[row]
 
     def load(self, folder: Path, frames: list[int]) -> np.ndarray:
         """(n, H, W, 3) uint8 RGB crops of the main track at these frames."""

@@ -8,10 +8,10 @@ a per-video table and a reliability diagram.
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .calibration import fit_calibrator, reliability_diagram
@@ -56,6 +56,7 @@ def evaluate(videos: Path, labels: Path, checkpoints: list[Path], out: Path, **p
     truth = read_labels(labels)
     out.mkdir(parents=True, exist_ok=True)
     reports = out / "reports"
+    shutil.rmtree(reports, ignore_errors=True)  # a report left by an earlier run must not be read as this one's
     scores = run_predict(videos, checkpoints, out / "submission.csv", report_dir=reports, **predict_options)
     table = pd.DataFrame({"video": list(scores), "p": list(scores.values())})
     table = table[table["video"].isin(truth.index)]
@@ -70,10 +71,9 @@ def evaluate(videos: Path, labels: Path, checkpoints: list[Path], out: Path, **p
     return result
 
 
-def _raw(report: Path, final: float, clip: tuple[float, float] = (0.01, 0.99)) -> float:
-    """The video's score before calibration (mean of the members' raw scores, clipped alike)."""
+def _raw(report: Path, final: float) -> float:
+    """The video's score without calibration, as predict reported it (the prior where none)."""
     try:
-        raw = [m["raw_score"] for m in json.loads(report.read_text()).get("members", []) if m["raw_score"] is not None]
-    except (OSError, ValueError):
-        raw = []
-    return float(np.clip(np.mean(raw), *clip)) if raw else final
+        return float(json.loads(report.read_text())["raw_label"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return final

@@ -327,9 +327,13 @@ def merge_caches(sources: list[str | Path], out: str | Path) -> pd.DataFrame:
     out = Path(out)
     for source in map(Path, sources):
         saved = source / "settings.json"
-        if not saved.is_file():
-            raise DfdcError("not a face cache (no settings.json)", source)
-        _claim(out, Settings(**json.loads(saved.read_text())))
+        if not saved.is_file() or not (source / "videos").is_dir():
+            raise DfdcError("not a face cache (no settings.json or videos/)", source)
+        try:
+            settings = Settings(**json.loads(saved.read_text()))
+        except (ValueError, TypeError) as e:
+            raise DfdcError(f"settings.json of another dfdc version or damaged ({e})", saved) from None
+        _claim(out, settings)
         for folder in sorted(p for p in (source / "videos").iterdir() if (p / "entry.json").is_file()):
             have = read_entry(out / "videos" / folder.name)
             if have is not None and (have["status"] in FINAL or read_entry(folder)["status"] not in FINAL):

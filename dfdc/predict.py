@@ -56,7 +56,7 @@ def prepare(path: Path, frames: int, detector: FaceDetector, crop_keys: set[tupl
             raise DfdcError(f"only {len(video.indices)} decodable frame(s)", path)
         tracks = track_faces(video, detector, detect_every)
         item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
-        video.frames = video.frames[:0]  # the crops are all the models need: free the frames
+        video.frames = np.empty((0, *video.frames.shape[1:]), np.uint8)  # the crops are all the models need
         item.faces = Faces(video, tracks, [])
     except DfdcError as e:
         item.error = str(e)
@@ -106,6 +106,17 @@ class Prefetcher:
         return items
 
 
+@dataclass
+class Scored:
+    """A video's result: the submitted label, the same without calibration, and what led to them."""
+
+    label: float
+    raw_label: float  # the ensemble of uncalibrated scores, clipped alike (for `dfdc evaluate`)
+    status: str  # ok, no_face or failed
+    probs: list[list[np.ndarray]]  # per member, per track: P(FAKE) per crop or clip
+    raw: list[float | None]  # per member: its video score before calibration
+
+
 class BatchScorer:
     """The models' side: scores batches of prepared videos, and learns its seconds per crop so
     the time governor never starts a batch that would end past the limit."""
@@ -124,8 +135,8 @@ class BatchScorer:
         """Seconds the active members would take on this batch."""
         return sum(sum(len(c) for video in self._crops(batch, m) for c in video) * self.cost[m.name] for m in active)
 
-    def __call__(self, batch: list[Prepared], active: list[Member]) -> list[tuple[float, str, list, list]]:
-        """Per video: (label, status, per-member track probabilities, per-member raw scores)."""
+    def __call__(self, batch: list[Prepared], active: list[Member]) -> list[Scored]:
+        """Each video's scores, from the active members."""
         per_member = []
         for m in active:
             crops = self._crops(batch, m)
@@ -138,24 +149,25 @@ class BatchScorer:
         for i, item in enumerate(batch):
             probs = [pm[i] for pm in per_member]
             raw = [video_score(p, self.strategy) for p in probs]
-            score = ensemble(active, raw)
+            score, uncalibrated = ensemble(active, raw), ensemble(active, raw, calibrated=False)
             status = "failed" if item.error else "no_face" if score is None else "ok"
-            label = self.prior if score is None else float(np.clip(score, *self.clip))
-            out.append((label, status, probs, raw))
+            label, raw_label = (self.prior, self.prior) if score is None else \
+                (float(np.clip(score, *self.clip)), float(np.clip(uncalibrated, *self.clip)))
+            out.append(Scored(label, raw_label, status, probs, raw))
         return out
 
 
-def _report(item: Prepared, members: list[Member], per_member: list[list[np.ndarray]],
-            raw: list[float | None], label: float, status: str, level: int) -> dict:
+def _report(item: Prepared, members: list[Member], result: Scored, level: int) -> dict:
     """The per-video JSON: tracks, per-frame probabilities, which frames looked fake, time."""
-    report = {"video": item.name, "label": label, "status": status, "frames": item.frames,
-              "plan_level": level, "seconds_prepare": round(item.seconds, 3), "error": item.error}
+    report = {"video": item.name, "label": result.label, "raw_label": result.raw_label, "status": result.status,
+              "frames": item.frames, "plan_level": level, "seconds_prepare": round(item.seconds, 3),
+              "error": item.error}
     if item.faces is not None:
         report.update(item.faces.to_dict())
         for t, track in zip(report["tracks"], item.faces.tracks):
             t["fake_frames"] = {}
         report["members"] = []
-        for m, probs, r in zip(members, per_member, raw):
+        for m, probs, r in zip(members, result.probs, result.raw):
             report["members"].append({"checkpoint": m.name, "kind": m.kind, "raw_score": r,
                                       "calibrated": None if r is None else m.calibrate(r),
                                       "track_probabilities": [np.round(p, 4).tolist() for p in probs]})
@@ -193,12 +205,18 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 started: float | None = None) -> dict[str, float]:
     """Score every video of the folder and write the submission; returns name -> P(FAKE)."""
     started = time.monotonic() if started is None else started
+    lo, hi = clip or (0.01, 0.99)
+    if not 0 <= lo < hi <= 1:
+        raise DfdcError(f"--clip {lo} {hi}: need 0 <= LO < HI <= 1")
+    if batch_size < 1 or workers < 1:
+        raise DfdcError(f"--batch-size and --workers must be at least 1, not {batch_size} and {workers}")
     names = submission_names(videos_dir, sample_submission)
     get_strategy(strategy)  # an unknown strategy is a user error before any work
     if resume and report_dir is None:
         raise DfdcError("--resume needs --report DIR (the reports of the run to continue)")
     scores: dict[str, float] = load_reports(report_dir) if resume and report_dir.is_dir() else {}
-    scores = {k: v for k, v in scores.items() if k in set(names)}
+    listed = set(names)
+    scores = {k: v for k, v in scores.items() if k in listed}
     write_submission(out, scores, names, prior)  # valid from the first second
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -224,7 +242,7 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
     job = lambda path, n: prepare(path, n, detector, crop_keys, detect_every)  # noqa: E731
     fetch = Prefetcher(todo, workers, governor, job)
-    scorer = BatchScorer(members, dev, batch_size, strategy, clip or (0.01, 0.99), prior) if todo else None
+    scorer = BatchScorer(members, dev, batch_size, strategy, (lo, hi), prior) if todo else None
 
     with logging_redirect_tqdm(loggers=[log]), tqdm(total=len(todo), desc="predict", unit="video",
                                                      disable=not todo) as bar:
@@ -237,14 +255,13 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 level, active = governor.level, members[:governor.plan.members]
                 if scorer.estimate(batch, active) > governor.left():
                     break  # the models would run past the limit: the rest get the prior
-                for item, (label, status, probs, raw) in zip(batch, scorer(batch, active)):
-                    scores[item.name] = label
-                    if status != "ok":
+                for item, result in zip(batch, scorer(batch, active)):
+                    scores[item.name] = result.label
+                    if result.status != "ok":
                         problem = item.error or f"{videos_dir / item.name}: no face found"
                         log.warning("%s; it gets the prior %.2f", problem, prior)
                     if report_dir is not None:
-                        _write_json(report_dir / f"{Path(item.name).stem}.json",
-                                    _report(item, active, probs, raw, label, status, level))
+                        _write_json(report_dir / f"{Path(item.name).stem}.json", _report(item, active, result, level))
                 finished += len(batch)
                 governor.record(len(batch))
                 write_submission(out, scores, names, prior)

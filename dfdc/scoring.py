@@ -131,9 +131,9 @@ def warm_up(member: Member, device: torch.device) -> float:
     return (time.monotonic() - start) / n
 
 
-def ensemble(members: list[Member], raw: list[float | None]) -> float | None:
-    """Weighted mean of the members' calibrated scores (members without a score are left out)."""
-    pairs = [(m.weight, m.calibrate(r)) for m, r in zip(members, raw) if r is not None]
+def ensemble(members: list[Member], raw: list[float | None], calibrated: bool = True) -> float | None:
+    """Weighted mean of the members' calibrated (or raw) scores; members without a score are left out."""
+    pairs = [(m.weight, m.calibrate(r) if calibrated else r) for m, r in zip(members, raw) if r is not None]
     if not pairs:
         return None
     w = np.array([p[0] for p in pairs])

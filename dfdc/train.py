@@ -34,6 +34,7 @@ from .errors import DfdcError
 from .metrics import score_table
 from .models import create_model
 from .plots import training_curves
+from .scoring import pick_device
 
 log = logging.getLogger("dfdc")
 
@@ -86,22 +87,23 @@ def _distributed() -> tuple[int, int]:
 
 
 def _device(name: str, rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise DfdcError("--device cuda: no CUDA device on this machine")
-        return torch.device("cuda", rank % torch.cuda.device_count())
-    return torch.device(name)
+    """This process's device; under DDP on CUDA the GPU of its local rank, made current, since
+    NCCL collectives such as all_gather_object work on the current device."""
+    device = pick_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
-def _datasets(cache: Path, cfg: TrainConfig, mean, std, margin: float):
+def _datasets(cache: Path, cfg: TrainConfig, kind: str, mean, std, margin: float):
     train_idx, val_idx = split_folds(read_index(cache), cfg.fold, cfg.folds)
     if val_idx.empty or train_idx.empty:
         raise DfdcError(f"fold {cfg.fold} leaves an empty training or validation set", cache)
     aug = ClipAugment(cfg.size, tuple(mean), tuple(std), train=True, margin=margin)
     plain = ClipAugment(cfg.size, tuple(mean), tuple(std), train=False, margin=margin)
-    if cfg.model.startswith("sequence"):
+    if kind == "sequence":
         return ClipDataset(cache, train_idx, cfg.frames, aug), ClipDataset(cache, val_idx, cfg.frames, plain, False)
     return FrameDataset(cache, train_idx, aug), FrameDataset(cache, val_idx, plain)
 
@@ -112,9 +114,9 @@ def validate(model: nn.Module, data, cfg: TrainConfig, device: torch.device) -> 
     model.eval()
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
     probs = torch.cat([torch.sigmoid(model(x.to(device)).float()).cpu() for x, _ in loader]).numpy()
-    if isinstance(data, FrameDataset):
-        rows = data.items[:, 0]
-        scores = [video_score([probs[rows == r]], cfg.strategy) for r in range(len(data.index))]
+    if isinstance(data, FrameDataset):  # items run video by video: split the crops back by video
+        per_video = np.split(probs, np.cumsum(data.index["n_faces"].to_numpy())[:-1])
+        scores = [video_score([p], cfg.strategy) for p in per_video]
     else:
         scores = probs
     return pd.DataFrame({"video": data.index["video"], "label": (data.index["label"] == "FAKE").astype(int),
@@ -182,11 +184,10 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
     margin = float(settings.get("margin", 0.3))
 
     torch.manual_seed(cfg.seed)
-    pretrained = cfg.pretrained if cfg.pretrained in (None, "lite0") else Path(cfg.pretrained)
-    model = create_model(cfg.model, backbone=cfg.backbone, pretrained=pretrained or False).to(device)
-    base_config = CheckpointConfig.for_model(model, input_size=cfg.size, margin=margin,
-                                             frames=cfg.frames if cfg.model.startswith("sequence") else 32)
-    train_data, val_data = _datasets(cache, cfg, base_config.mean, base_config.std, margin)
+    model = create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False).to(device)
+    clip_length = {"frames": cfg.frames} if model.kind == "sequence" else {}  # frame models keep theirs
+    base_config = CheckpointConfig.for_model(model, input_size=cfg.size, margin=margin, **clip_length)
+    train_data, val_data = _datasets(cache, cfg, model.kind, base_config.mean, base_config.std, margin)
     sampler = BalancedSampler(train_data.labels, cfg.seed)
     batches = ShardSampler(sampler, rank, world) if world > 1 else sampler
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.batch_size))

@@ -108,8 +108,13 @@ def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
         tb, start = float(stream.time_base), stream.start_time or 0
         frames, indices, ptr = [], [], 0
         try:
-            for frame in container.decode(stream):
-                index = int(round((frame.pts - start) * tb * fps)) if frame.pts is not None else len(indices)
+            for decoded, frame in enumerate(container.decode(stream)):
+                if frame.pts is None:  # no timestamps: count frames, which needs every frame decoded
+                    if skip_nonref:
+                        return _read_pyav(path, n, pick, rng, skip_nonref=False)
+                    index = decoded
+                else:
+                    index = int(round((frame.pts - start) * tb * fps))
                 used, ptr = _snap(targets, index, ptr)
                 if used:
                     image = _rgb(frame)
