@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .atomic import atomic_path
 from .errors import DfdcError
 from .models import create_model
 from .models.pretrained import Pretrained, load_file, load_strict
@@ -74,17 +73,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, config: CheckpointConfig
     plain = _plain(config)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "config": plain, "state_dict": state, "sha256": _digest(plain, state)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # opened normally: the umask applies
-    try:
-        with open(tmp, "xb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "xb") as f:
+        torch.save(payload, f)
     return path
 
 

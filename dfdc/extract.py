@@ -41,6 +41,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .detect import FaceDetector
+from .atomic import atomic_path
 from .errors import DfdcError
 from .faces import Faces, crop_tracks, find_faces
 from .faces_job import write_faces
@@ -163,9 +164,8 @@ def write_index(cache: str | Path) -> pd.DataFrame:
         except (OSError, ValueError) as e:
             log.warning("%s: unreadable entry, left out of the index (%s)", entry, e)
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
-    tmp = cache / "index.csv.tmp"
-    index.to_csv(tmp, index=False)
-    os.replace(tmp, cache / "index.csv")
+    with atomic_path(cache / "index.csv") as tmp:
+        index.to_csv(tmp, index=False)
     return index
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .aggregate import get_strategy, video_score
+from .atomic import atomic_path
 from .detect import FaceDetector
 from .errors import DfdcError
 from .faces import Faces, crop_tracks, track_faces
@@ -178,9 +179,8 @@ def _report(item: Prepared, members: list[Member], result: Scored, level: int) -
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
 
 
 def load_reports(report_dir: Path) -> dict[str, float]:
@@ -231,11 +231,10 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         else:
             todo.append(videos_dir / name)
 
-    governor = Governor(time_limit, started, len(todo), plans(frames or 32, len(checkpoints)))
     dev = pick_device(device)
     members = load_members(checkpoints, ensemble_weights, dev)
     full_frames = frames or max(m.config.frames for m in members)
-    governor.plans = plans(full_frames, len(members))
+    governor = Governor(time_limit, started, len(todo), plans(full_frames, len(members)))
     if governor.should_stop():  # the limit passed while loading: nothing more fits
         todo = []
     detector = FaceDetector(weights, device=dev)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .atomic import atomic_path
 from .errors import DfdcError
 
 HEADER = ("filename", "label")
@@ -38,21 +37,11 @@ def write_submission(
     if not 0 <= prior <= 1:
         raise DfdcError(f"prior must be in [0, 1], not {prior}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(HEADER)
-            for name in names:
-                writer.writerow((name, repr(_label(scores.get(name), prior))))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, fsync=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(HEADER)
+        for name in names:
+            writer.writerow((name, repr(_label(scores.get(name), prior))))
     return path
 
 

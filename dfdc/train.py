@@ -27,6 +27,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Sampler
 
 from .aggregate import video_score
+from .atomic import atomic_path
 from .augment import ClipAugment
 from .checkpoint import CheckpointConfig, save_checkpoint
 from .dataset import BalancedSampler, ClipDataset, FrameDataset, read_index, split_folds
@@ -161,9 +162,8 @@ def _state(model, optimizer, scheduler, scaler, epoch: int, history: list, cfg: 
 
 
 def _save_state(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save(state, tmp)
 
 
 def _weights_digest(model: nn.Module) -> float:
