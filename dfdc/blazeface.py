@@ -129,8 +129,8 @@ class BlazeFace(nn.Module):
         x = images.to(self.anchors.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         raw, logits = self(x)
         scores = logits.clamp(-100, 100).sigmoid()
-        decoded = (decode(raw, self.anchors, self.size) * images.shape[1]).cpu()
-        scores = scores.cpu()  # one transfer, not two per image
+        decoded = (decode(raw, self.anchors, self.size) * images.shape[1]).cpu().numpy()
+        scores = scores.cpu().numpy()  # one transfer, not two per image
         out = []
         for i in range(len(images)):
             keep = scores[i] >= self.min_score
@@ -152,32 +152,42 @@ def decode(raw: torch.Tensor, anchors: torch.Tensor, scale: float) -> torch.Tens
     return torch.cat([box, torch.stack([kx, ky], -1).flatten(-2)], -1)
 
 
-def iou(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of one x0, y0, x1, y1 box against many."""
-    lt = torch.maximum(box[:2], boxes[:, :2])
-    rb = torch.minimum(box[2:], boxes[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter).clamp(min=1e-9)
+def box_area(b: np.ndarray) -> np.ndarray:
+    return (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
 
 
-def weighted_nms(dets: torch.Tensor, scores: torch.Tensor, threshold: float) -> Detections:
-    """BlazeFace's blending NMS: overlapping detections are averaged, weighted by score."""
+def box_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise intersection areas of x0, y0, x1, y1 boxes a (n, 4) and b (m, 4): (n, m)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return np.clip(rb - lt, 0, None).prod(-1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a (n, 4) and b (m, 4): (n, m)."""
+    inter = box_intersection(a, b)
+    return inter / np.maximum(box_area(a)[:, None] + box_area(b)[None] - inter, 1e-9)
+
+
+def weighted_nms(dets: np.ndarray, scores: np.ndarray, threshold: float) -> Detections:
+    """BlazeFace's blending NMS: overlapping detections (box + keypoints rows, (n, 16)) are
+    averaged, weighted by score; the blend's score is the mean of its members'."""
     if len(dets) == 0:
         return Detections.empty()
-    order = torch.argsort(scores, descending=True)
-    dets, scores = dets[order], scores[order]
-    remaining = torch.ones(len(dets), dtype=torch.bool)
+    order = np.argsort(-scores, kind="stable")
+    dets, scores = dets[order].astype(np.float64), scores[order].astype(np.float64)
+    overlap = box_iou(dets[:, :4], dets[:, :4]) > threshold
+    remaining = np.ones(len(dets), bool)
     kept = []
     for i in range(len(dets)):
         if not remaining[i]:
             continue
-        group = remaining & (iou(dets[i, :4], dets[:, :4]) > threshold)
+        group = remaining & overlap[i]
         group[i] = True
         w = scores[group]
-        kept.append((torch.cat([(dets[group] * w[:, None]).sum(0) / w.sum(), w.mean()[None]])))
+        kept.append(np.append((dets[group] * w[:, None]).sum(0) / w.sum(), w.mean()))
         remaining &= ~group
-    arr = torch.stack(kept).numpy().astype(np.float32)
+    arr = np.stack(kept).astype(np.float32)
     return Detections(arr[:, :4], arr[:, 16], arr[:, 4:16].reshape(-1, 6, 2))
 
 

@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from .blazeface import Detections, load_blazeface, weighted_nms
-from .tracks import box_iou
+from .blazeface import Detections, box_area, box_intersection, box_iou, load_blazeface, weighted_nms
 
 
 @dataclass(frozen=True)
@@ -117,18 +116,13 @@ def _merge(dets: list[Detections], iou: float) -> Detections:
         return Detections.empty()
     scores = np.concatenate([d.scores for d in dets])
     keypoints = np.concatenate([d.keypoints for d in dets]).reshape(-1, 12)
-    rows = torch.from_numpy(np.concatenate([boxes, keypoints], 1))
-    return _drop_enclosing(weighted_nms(rows, torch.from_numpy(scores), iou))
+    return _drop_enclosing(weighted_nms(np.concatenate([boxes, keypoints], 1), scores, iou))
 
 
 def _drop_enclosing(d: Detections) -> Detections:
     """Drop boxes that enclose a much smaller face: a face holds no face, but the whole-frame
     view at low resolution sometimes calls a whole person a face around the real one."""
-    b = d.boxes
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = np.maximum(b[:, None, :2], b[None, :, :2])
-    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
+    area, inter = box_area(d.boxes), box_intersection(d.boxes, d.boxes)
     # encloses[i, j]: box j lies mostly inside box i, which is over 4 times larger
     encloses = (inter > 0.8 * area[None, :]) & (area[:, None] > 4 * area[None, :])
     keep = ~encloses.any(1)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blazeface import Detections
+from .blazeface import Detections, box_iou
 
 
 @dataclass
@@ -44,15 +44,6 @@ class Track:
             "scores": [round(s, 4) for s in self.scores],
             "detected": self.detected,
         }
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (n, 4) and b (m, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area = lambda x: (x[:, 2] - x[:, 0]) * (x[:, 3] - x[:, 1])  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
 
 
 def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,

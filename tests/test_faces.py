@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from dfdc.detect import FaceDetector, windows
 from dfdc.encode import write_video
@@ -95,3 +96,16 @@ def test_detecting_every_fourth_frame_keeps_the_track(detector, sample_dir, samp
     assert sparse.indices == every.indices
     err = np.abs(np.stack(sparse.boxes) - np.stack(every.boxes)).max()
     assert err < 0.25 * SEEN["knqhpwoigk.mp4"][2]
+
+
+def test_blazeface_port_matches_the_reference_output(weights_dir, face_images_dir):
+    """The detection hollance/BlazeFace-PyTorch's Inference notebook prints for 1face.png with the
+    front model (ymin, xmin, ymax, xmax normalised, then the score), reproduced by our module."""
+    from dfdc.blazeface import load_blazeface
+
+    model = load_blazeface(weights_dir)
+    found = model.detect(torch.from_numpy(_image(face_images_dir / "1face.png")[None]))[0]
+    ymin, xmin, ymax, xmax, score = 0.2714, 0.3171, 0.4416, 0.4873, 0.9960
+    assert len(found.scores) == 1
+    np.testing.assert_allclose(found.boxes[0] / 128, [xmin, ymin, xmax, ymax], atol=1e-4)
+    assert found.scores[0] == pytest.approx(score, abs=1e-4)
