@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from .errors import DfdcError
+from .governor import duration_arg
 from .kaggle.cli import add_kaggle_parser
 
 log = logging.getLogger("dfdc")
@@ -30,7 +31,7 @@ def _faces(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from .predict import run_predict
 
-    limit = _duration(args.time_limit)
+    limit = args.time_limit
     if not args.videos_dir.is_dir():
         raise DfdcError("not a folder of videos", args.videos_dir)
     scores = run_predict(
@@ -116,7 +117,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(model=args.model, backbone=args.backbone, pretrained=args.pretrained, frames=args.frames,
                       size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, fold=args.fold, folds=args.folds,
-                      time_limit=_duration(args.time_limit), device=args.device, seed=args.seed,
+                      time_limit=args.time_limit, device=args.device, seed=args.seed,
                       workers=args.workers)
     result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
     best = result["best_val_log_loss"]
@@ -157,15 +158,6 @@ def _demo(args: argparse.Namespace) -> int:
     return 0 if s["valid"] else 1
 
 
-def _duration(text: str | None) -> float | None:
-    from .governor import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as e:
-        raise DfdcError(f"--time-limit: {e}") from None
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dfdc", description="Deepfake detection for DFDC face videos.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -189,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble-weights", type=float, nargs="+", help="one weight per checkpoint")
     p.add_argument("--out", type=Path, default=Path("submission/submission.csv"))
     p.add_argument("--sample-submission", type=Path, help="CSV whose filename column gives the rows and order")
-    p.add_argument("--time-limit", help='seconds, or e.g. "8h", "30m": the run ends within it')
+    p.add_argument("--time-limit", type=duration_arg, help='seconds, or e.g. "8h", "30m": the run ends within it')
     p.add_argument("--frames", type=int, help="frames per video (default: the checkpoints')")
     p.add_argument("--batch-size", type=int, default=64, help="crops per model call")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -272,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
     p.add_argument("--folds", type=int, default=5, help="folds, grouped by cluster (an original and its fakes)")
-    p.add_argument("--time-limit", help='stop cleanly before this, e.g. "8h30m"')
+    p.add_argument("--time-limit", type=duration_arg, help='stop cleanly before this, e.g. "8h30m"')
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")

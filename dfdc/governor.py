@@ -7,6 +7,7 @@ At the limit it says stop, and the caller writes the prior for what is left.
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass
 
@@ -35,6 +36,14 @@ def parse_duration(text: str | float | None) -> float | None:
     if total <= 0:
         raise ValueError(f"not a positive duration: {text!r}")
     return total
+
+
+def duration_arg(text: str) -> float:
+    """parse_duration as an argparse type: a bad --time-limit is argparse's one-line usage error."""
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def plans(frames: int, members: int, min_frames: int = 4) -> list[Plan]:

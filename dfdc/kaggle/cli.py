@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DfdcError
+from ..governor import duration_arg
 from . import COMPETITION
 
 
@@ -76,14 +77,9 @@ def _download_sample(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    from ..governor import parse_duration
     from .dryrun import dry_run
 
-    try:
-        limit = parse_duration(args.time_limit)
-    except ValueError as e:
-        raise DfdcError(f"--time-limit: {e}") from None
-    result = dry_run(args.kernel_dir, dict(args.input), time_limit=limit, checkpoints=args.checkpoint,
+    result = dry_run(args.kernel_dir, dict(args.input), time_limit=args.time_limit, checkpoints=args.checkpoint,
                      weights=args.weights, wheelhouse=args.wheelhouse, env=dict(args.env), root=args.root)
     print(f"dry-run: {result.seconds:.0f} s of its {result.limit:.0f} s, network off ({result.network}); "
           f"outputs in {result.working}")
@@ -157,7 +153,7 @@ def add_kaggle_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("kernel_dir", type=Path)
     p.add_argument("--input", type=_pair, action="append", default=[], metavar="NAME=DIR",
                    help=f"a source of the kernel (e.g. {COMPETITION}) mapped to a local folder; repeat")
-    p.add_argument("--time-limit", help='the kernel\'s limit, e.g. "9h" or "600" (default: the script\'s own, '
+    p.add_argument("--time-limit", type=duration_arg, help='the kernel\'s limit, e.g. "9h" or "600" (default: the script\'s own, '
                                         "stopped at Kaggle's 12 h)")
     p.add_argument("--env", type=_pair, action="append", default=[], metavar="NAME=VALUE",
                    help="an environment variable for the kernel (e.g. DFDC_PREDICT_ARGS='--frames 8'); repeat")
