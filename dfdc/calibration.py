@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
+from scipy.optimize import minimize_scalar
 from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -50,13 +50,20 @@ def to_logits(scores: ArrayLike, logits: bool = False) -> np.ndarray:
 
 
 class _Map(NamedTuple):
-    """A calibration map: fit(logits, labels) -> plain params; apply(params, logits) -> probabilities."""
+    """A calibration map: fit(logits, labels, offset) -> plain params; apply(params, logits) -> probabilities.
 
-    fit: Callable[[np.ndarray, np.ndarray], dict[str, Any]]
+    learns_prior: the map takes on the FAKE fraction of the labels it is fitted to (platt's shift,
+    isotonic's levels). A map without a shift keeps the prior the raw scores assume instead; it is
+    fitted with `offset` = logit(labels' FAKE fraction) - logit(that prior) added to the logit, so
+    the labels' own balance does not bend it.
+    """
+
+    fit: Callable[[np.ndarray, np.ndarray, float], dict[str, Any]]
     apply: Callable[[dict[str, Any], np.ndarray], np.ndarray]
+    learns_prior: bool
 
 
-def _fit_identity(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _fit_identity(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:
     return {}
 
 
@@ -64,19 +71,27 @@ def _apply_identity(params: dict[str, Any], z: np.ndarray) -> np.ndarray:
     return expit(z)
 
 
-def _fit_logistic(z: np.ndarray, y: np.ndarray, intercept: bool) -> dict[str, Any]:
+def _fit_platt(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:
     # sklearn's default L2 penalty (C=1) is negligible against hundreds of samples, and keeps the
     # scale finite when a tiny calibration set is perfectly separated.
-    model = LogisticRegression(fit_intercept=intercept).fit(z[:, None], y)
-    shift = float(np.ravel(model.intercept_)[0]) if intercept else 0.0
-    return {"scale": float(model.coef_[0, 0]), "shift": shift}
+    model = LogisticRegression().fit(z[:, None], y)
+    return {"scale": float(model.coef_[0, 0]), "shift": float(np.ravel(model.intercept_)[0])}
+
+
+def _fit_temperature(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:
+    """The scale minimising the log loss of sigmoid(scale * z + offset); bounded, so a perfectly
+    separated tiny set still gets a finite scale."""
+    def loss(scale: float) -> float:
+        return log_loss(y, expit(scale * z + offset))
+
+    return {"scale": float(minimize_scalar(loss, bounds=(1e-3, 50.0), method="bounded").x), "shift": 0.0}
 
 
 def _apply_logistic(params: dict[str, Any], z: np.ndarray) -> np.ndarray:
     return expit(params["scale"] * z + params["shift"])
 
 
-def _fit_isotonic(z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _fit_isotonic(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:
     model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z, y)
     return {"x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}
 
@@ -88,12 +103,12 @@ def _apply_isotonic(params: dict[str, Any], z: np.ndarray) -> np.ndarray:
 
 # Simplest first: fit_calibrator breaks ties, and falls back on tiny label sets, towards the earlier one.
 MAPS: dict[str, _Map] = {
-    "identity": _Map(_fit_identity, _apply_identity),
+    "identity": _Map(_fit_identity, _apply_identity, learns_prior=False),
     # temperature: one scale on the logit (scale = 1 / T), no shift
-    "temperature": _Map(partial(_fit_logistic, intercept=False), _apply_logistic),
+    "temperature": _Map(_fit_temperature, _apply_logistic, learns_prior=False),
     # platt: scale and shift on the logit
-    "platt": _Map(partial(_fit_logistic, intercept=True), _apply_logistic),
-    "isotonic": _Map(_fit_isotonic, _apply_isotonic),
+    "platt": _Map(_fit_platt, _apply_logistic, learns_prior=True),
+    "isotonic": _Map(_fit_isotonic, _apply_isotonic, learns_prior=True),
 }
 METHODS = tuple(MAPS)
 
@@ -174,10 +189,14 @@ def _labels(labels: ArrayLike, n: int) -> np.ndarray:
 
 
 def _fit_method(
-    method: str, z: np.ndarray, y: np.ndarray, prior: float | None, clip: tuple[float, float]
+    method: str, z: np.ndarray, y: np.ndarray, prior: float | None, clip: tuple[float, float],
+    raw_prior: float | None,
 ) -> Calibrator:
-    train_prior = float(y.mean())
-    return Calibrator(method, MAPS[method].fit(z, y), train_prior, train_prior if prior is None else prior, clip)
+    share = float(y.mean())
+    m = MAPS[method]
+    train_prior = share if m.learns_prior or raw_prior is None else raw_prior
+    params = m.fit(z, y, float(logit(share) - logit(train_prior)))
+    return Calibrator(method, params, train_prior, share if prior is None else prior, clip)
 
 
 def fit_calibrator(
@@ -189,11 +208,15 @@ def fit_calibrator(
     clip: tuple[float, float] = (0.01, 0.99),
     *,
     logits: bool = False,
+    raw_prior: float | None = None,
 ) -> Calibrator:
     """The method among `methods` with the lowest cross-validated log loss, refitted on all labels.
 
     Held-out losses are weighted to the test FAKE fraction `prior` (None: the labels' own fraction,
-    no prior shift), since that is the set the submission is scored on. Folds are stratified,
+    no prior shift), since that is the set the submission is scored on. `raw_prior` is the FAKE
+    fraction the raw scores assume (0.5 for a model trained on REAL:FAKE drawn 1:1, as `dfdc train`
+    does; None: the labels' own): maps without a shift of their own (identity, temperature) are
+    shifted from it, not from the labels' fraction, which they never learnt. Folds are stratified,
     at most as many as the rarer class has videos; with a single one of either class no
     cross-validation is possible and the simplest listed method is used.
     """
@@ -212,13 +235,13 @@ def fit_calibrator(
         for method in methods:
             held_out = np.empty_like(z)
             for train, test in splits:
-                cal = _fit_method(method, z[train], y[train], prior, clip)
+                cal = _fit_method(method, z[train], y[train], prior, clip, raw_prior)
                 held_out[test] = cal(z[test], logits=True)
             losses[method] = balanced_log_loss(y, held_out, prior=test_prior)
         best = min(methods, key=losses.__getitem__)
     else:
         best = min(methods, key=METHODS.index)
-    return replace(_fit_method(best, z, y, prior, clip), cv_log_loss=losses)
+    return replace(_fit_method(best, z, y, prior, clip, raw_prior), cv_log_loss=losses)
 
 
 def _reliability(p: np.ndarray, y: np.ndarray, w: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

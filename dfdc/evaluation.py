@@ -28,7 +28,8 @@ def calibrate_run(run: Path, prior: float = 0.5, clip: tuple[float, float] = (0.
     if not preds_path.is_file() or not ckpt.is_file():
         raise DfdcError(f"needs val_predictions.csv and {checkpoint} from `dfdc train`", run)
     preds = pd.read_csv(preds_path)
-    calibrator = fit_calibrator(preds["p"], preds["label"], prior=prior, clip=clip)
+    # dfdc train draws REAL:FAKE 1:1 (BalancedSampler): its raw scores assume a 50/50 set
+    calibrator = fit_calibrator(preds["p"], preds["label"], prior=prior, clip=clip, raw_prior=0.5)
     calibrated = calibrator(preds["p"].to_numpy())
     reliability_diagram(preds["p"], preds["label"], run / "reliability.png", calibrated=calibrated, prior=prior)
     model, config = load_checkpoint(ckpt)

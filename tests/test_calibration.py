@@ -211,3 +211,21 @@ def test_reliability_diagram_without_calibrated_scores(tmp_path) -> None:
     both = reliability_diagram(reported, labels, tmp_path / "both.png", cal(reported))
     assert matplotlib.image.imread(before).shape == (600, 600, 4)
     assert not np.array_equal(matplotlib.image.imread(before), matplotlib.image.imread(both))
+
+
+def test_maps_without_a_shift_keep_the_prior_the_raw_scores_assume() -> None:
+    """Scores of a model trained 1:1 (like `dfdc train`) fitted on 84%-FAKE validation labels: identity and
+    temperature learn no prior, so shifting them from 84% to 50% would push every video towards REAL."""
+    scores, labels = by_class(0, 4200, 800)  # class-conditional: on a 50/50 set the true log-odds are 0.889 z
+    balanced_scores, balanced_labels = by_class(1, 2000, 2000)
+    for method in ("identity", "temperature"):
+        kept = fit_calibrator(scores, labels, methods=(method,), raw_prior=0.5)
+        double = fit_calibrator(scores, labels, methods=(method,))
+        assert kept.train_prior == 0.5 and kept.prior_shift == 0.0
+        assert double.prior_shift == pytest.approx(logit(0.5) - logit(0.84))
+        assert kept(balanced_scores).mean() == pytest.approx(0.5, abs=0.03)
+        assert log_loss(balanced_labels, kept(balanced_scores)) < log_loss(balanced_labels, double(balanced_scores)) - 0.05
+    temperature = fit_calibrator(scores, labels, methods=("temperature",), raw_prior=0.5)
+    assert temperature.params["scale"] == pytest.approx(4 / 4.5, rel=0.1)
+    platt = fit_calibrator(scores, labels, methods=("platt",), raw_prior=0.5)
+    assert platt.train_prior == pytest.approx(0.84)  # platt learns the labels' prior: shifted from it
