@@ -130,9 +130,9 @@ def _train(args: argparse.Namespace) -> int:
 def _calibrate(args: argparse.Namespace) -> int:
     from .evaluation import calibrate_run
 
-    s = calibrate_run(args.run, prior=args.prior, clip=tuple(args.clip))
+    s = calibrate_run(args.run_dir, prior=args.prior, clip=tuple(args.clip))
     print(f"calibrate: {s['method']}; validation balanced log loss {s['raw']['balanced_log_loss']:.4f} raw -> "
-          f"{s['calibrated']['balanced_log_loss']:.4f} calibrated; {args.run / 'reliability.png'}")
+          f"{s['calibrated']['balanced_log_loss']:.4f} calibrated; {args.run_dir / 'reliability.png'}")
     return 0
 
 
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_train)
 
     p = sub.add_parser("calibrate", help="fit a run's calibrator on its validation predictions")
-    p.add_argument("run", type=Path)
+    p.add_argument("run_dir", metavar="RUN", type=Path, help="a run folder of dfdc train")
     p.add_argument("--prior", type=float, default=0.5, help="FAKE share of the test set")
     p.add_argument("--clip", type=float, nargs=2, default=[0.01, 0.99], metavar=("LO", "HI"))
     p.set_defaults(run=_calibrate)

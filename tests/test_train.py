@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from dfdc.checkpoint import load_checkpoint
+from dfdc.cli import main
 from dfdc.evaluation import calibrate_run, evaluate
 from dfdc.train import TrainConfig, train
 
@@ -92,6 +93,7 @@ def test_two_process_torchrun_trains_and_both_agree(cache, tmp_path):
 def test_calibrate_and_evaluate(cache, tmp_path, sample_dir, weights_dir):
     run = tmp_path / "run"
     train(cache, run, TrainConfig(epochs=1, **TINY))
+    assert main(["calibrate", str(run)]) == 0  # the command, then the function it runs
     summary = calibrate_run(run)
     assert (run / "reliability.png").stat().st_size > 1000
     _, config = load_checkpoint(run / "best.pt")
