@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from dfdc.augment import ClipAugment
-from dfdc.dataset import BalancedSampler, ClipDataset
-from dfdc.extract import run_extract
-from dfdc.synth import make_sample
+from dfdc.sample.synth import make_sample
+from dfdc.training.augment import ClipAugment
+from dfdc.training.dataset import BalancedSampler, ClipDataset
+from dfdc.training.extract import run_extract
 
 BATCH, T, SIZE = 8, 10, 224
 

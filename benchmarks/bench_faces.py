@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import torch
-
-from dfdc.detect import FaceDetector
-from dfdc.faces import crop_tracks, track_faces
-from dfdc.video import read_video
 from ffmpeg_time import ffmpeg_decode_seconds
+
+from dfdc.faces.detector import create_detector
+from dfdc.faces.find import crop_tracks, track_faces
+from dfdc.video.read import read_video
 
 
 def main() -> None:
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    detector = FaceDetector(args.weights)
+    detector = create_detector(weights=args.weights)
     print(f"frames={args.frames} detect_every={args.detect_every} torch_threads={args.threads}")
     print(f"{'video':16} {'decode':>7} {'detect':>7} {'crop':>6} {'total':>7} {'ffmpeg':>7} {'ratio':>6}")
     totals = [0.0, 0.0]

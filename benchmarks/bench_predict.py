@@ -12,9 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from dfdc.checkpoint import init_checkpoint
-from dfdc.predict import run_predict
 from ffmpeg_time import ffmpeg_decode_seconds
+
+from dfdc.inference.predict import run_predict
+from dfdc.models.checkpoint import init_checkpoint
 
 
 def main() -> None:

@@ -10,8 +10,9 @@ import threading
 import time
 from pathlib import Path
 
+from . import defaults
+from .cliargs import parents
 from .errors import DfdcError
-from .governor import duration_arg
 from .kaggle.cli import add_kaggle_parser
 
 log = logging.getLogger("dfdc")
@@ -19,28 +20,28 @@ STARTED = time.monotonic()  # the time governor counts from process start, impor
 
 
 def _faces(args: argparse.Namespace) -> int:
-    from .faces_job import run_faces, video_files
+    from .faces.export import run_faces
+    from .video.files import video_files
 
     total = len(video_files(args.source))
     problems = run_faces(args.source, args.out, args.frames, args.size, args.margin, args.weights,
-                         args.detect_every, args.device)
+                         args.detect_every, args.device, args.detector)
     print(f"faces: {total - len(problems)}/{total} videos with faces -> {args.out}")
     return 1 if len(problems) == total else 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .predict import run_predict
+    from .inference.predict import run_predict
 
-    limit = args.time_limit
     if not args.videos_dir.is_dir():
         raise DfdcError("not a folder of videos", args.videos_dir)
     scores = run_predict(
         args.videos_dir, args.checkpoint, args.out, sample_submission=args.sample_submission,
-        time_limit=limit, frames=args.frames, batch_size=args.batch_size, device=args.device,
+        time_limit=args.time_limit, frames=args.frames, batch_size=args.batch_size, device=args.device,
         workers=args.workers, report_dir=args.report, resume=args.resume, prior=args.prior,
-        clip=(args.clip[0], args.clip[1]) if args.clip else None, strategy=args.strategy,
+        clip=(args.clip[0], args.clip[1]) if args.clip else None, aggregation=args.aggregation,
         ensemble_weights=args.ensemble_weights, weights=args.weights,
-        detect_every=args.detect_every, started=STARTED)
+        detect_every=args.detect_every, detector=args.detector, started=STARTED)
     print(f"predict: {len(scores)} rows -> {args.out}")
     if threading.active_count() > 1:
         # Workers stopped by the time limit may be inside a decoder; a normal interpreter exit
@@ -52,7 +53,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _check_submission(args: argparse.Namespace) -> int:
-    from .submission import check_submission
+    from .inference.submission import check_submission
 
     problems = check_submission(args.csv, args.videos, args.sample_submission)
     for problem in problems:
@@ -63,7 +64,7 @@ def _check_submission(args: argparse.Namespace) -> int:
 
 
 def _init_checkpoint(args: argparse.Namespace) -> int:
-    from .checkpoint import init_checkpoint
+    from .models.checkpoint import init_checkpoint
 
     kwargs = {"backbone": args.backbone} if args.backbone else {}
     path = init_checkpoint(args.out, args.model, pretrained=args.pretrained or False, **kwargs)
@@ -72,7 +73,7 @@ def _init_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _import_selimsef(args: argparse.Namespace) -> int:
-    from .models.pretrained import import_selimsef
+    from .models.selimsef import import_selimsef
 
     path = import_selimsef(args.source, args.out)
     print(f"import-selimsef: {args.source} -> {path}")
@@ -80,7 +81,7 @@ def _import_selimsef(args: argparse.Namespace) -> int:
 
 
 def _make_sample(args: argparse.Namespace) -> int:
-    from .synth import make_sample
+    from .sample.synth import make_sample
 
     out = make_sample(args.out, videos=args.videos, seed=args.seed, faces_from=args.faces_from, weights=args.weights)
     print(f"make-sample: {args.videos} videos, metadata.json, sample_submission.csv -> {out}")
@@ -88,16 +89,16 @@ def _make_sample(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace) -> int:
-    from .extract import run_extract
+    from .training.extract import run_extract
 
     summary = run_extract(args.data_root, args.out, parts=args.parts, frames=args.frames, size=args.size,
                           margin=args.margin, workers=args.workers, shard=args.shard, min_faces=args.min_faces,
-                          weights=args.weights, strategy=args.strategy, seed=args.seed)
+                          weights=args.weights, sampling=args.sampling, seed=args.seed, detector=args.detector)
     return 1 if summary["videos"] and summary["failed"] == summary["videos"] else 0
 
 
 def _merge_cache(args: argparse.Namespace) -> int:
-    from .extract import merge_caches
+    from .training.extract import merge_caches
 
     index = merge_caches(args.sources, args.out)
     print(f"merge-cache: {len(index)} videos from {len(args.sources)} caches -> {args.out}")
@@ -105,7 +106,7 @@ def _merge_cache(args: argparse.Namespace) -> int:
 
 
 def _show_batch(args: argparse.Namespace) -> int:
-    from .dataset import show_batch
+    from .training.dataset import show_batch
 
     path = show_batch(args.cache, args.out, n=args.n, frames=args.frames, size=args.size, seed=args.seed)
     print(f"show-batch: {args.n} augmented clips -> {path}")
@@ -113,12 +114,13 @@ def _show_batch(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .training.train import TrainConfig, train
 
     cfg = TrainConfig(model=args.model, backbone=args.backbone, pretrained=args.pretrained, frames=args.frames,
-                      size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, fold=args.fold, folds=args.folds,
-                      time_limit=args.time_limit, device=args.device, seed=args.seed,
-                      workers=args.workers)
+                      size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, grad_clip=args.grad_clip, fold=args.fold, folds=args.folds,
+                      time_limit=args.time_limit, device=args.device, seed=args.seed, workers=args.workers,
+                      aggregation=args.aggregation)
     result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
     best = result["best_val_log_loss"]
     print(f"train: {result['epochs_done']} epochs, best validation log loss "
@@ -128,7 +130,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .evaluation import calibrate_run
+    from .training.calibrate import calibrate_run
 
     s = calibrate_run(args.run_dir, prior=args.prior, clip=tuple(args.clip))
     print(f"calibrate: {s['method']}; validation balanced log loss {s['raw']['balanced_log_loss']:.4f} raw -> "
@@ -137,10 +139,11 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
+    from .inference.evaluate import evaluate
 
     s = evaluate(args.videos_dir, args.labels, args.checkpoint, args.out, frames=args.frames, device=args.device,
-                 weights=args.weights, batch_size=args.batch_size)
+                 weights=args.weights, batch_size=args.batch_size, aggregation=args.aggregation,
+                 detect_every=args.detect_every, detector=args.detector)
     for name in ("raw", "calibrated"):
         t = s[name]
         auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
@@ -163,36 +166,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("faces", help="face tracks and crops of a video or a folder of videos")
+    p = sub.add_parser("faces", help="face tracks and crops of a video or a folder of videos",
+                       parents=parents("crops", "detection", "weights", "device"))
     p.add_argument("source", type=Path, help="an .mp4 file or a folder of them")
     p.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per video)")
-    p.add_argument("--frames", type=int, default=32, help="frames sampled evenly per video")
-    p.add_argument("--size", type=int, default=224, help="side of the square crops in pixels")
-    p.add_argument("--margin", type=float, default=0.3, help="margin added on each side, as a fraction of the box")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights (else $DFDC_WEIGHTS, ./weights)")
-    p.add_argument("--detect-every", type=int, default=1, help="detect on every k-th sampled frame, interpolate between")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--frames", type=int, default=defaults.VIDEO_FRAMES, help="frames sampled evenly per video")
     p.set_defaults(run=_faces)
 
-    p = sub.add_parser("predict", help="score a folder of videos into a submission CSV")
+    p = sub.add_parser("predict", help="score a folder of videos into a submission CSV",
+                       parents=parents("scoring", "detection", "weights", "device", "time_limit"))
     p.add_argument("videos_dir", type=Path, help="folder of .mp4 test videos")
     p.add_argument("--checkpoint", type=Path, action="append", required=True,
                    help="a dfdc checkpoint; repeat for an ensemble")
     p.add_argument("--ensemble-weights", type=float, nargs="+", help="one weight per checkpoint")
     p.add_argument("--out", type=Path, default=Path("submission/submission.csv"))
     p.add_argument("--sample-submission", type=Path, help="CSV whose filename column gives the rows and order")
-    p.add_argument("--time-limit", type=duration_arg, help='seconds, or e.g. "8h", "30m": the run ends within it')
-    p.add_argument("--frames", type=int, help="frames per video (default: the checkpoints')")
-    p.add_argument("--batch-size", type=int, default=64, help="crops per model call")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--workers", type=int, default=2, help="threads decoding and detecting ahead of the models")
     p.add_argument("--report", type=Path, help="folder for one JSON report per video")
     p.add_argument("--resume", action="store_true", help="skip the videos the --report folder has done")
-    p.add_argument("--prior", type=float, default=0.5, help="P(FAKE) for videos without a score")
-    p.add_argument("--clip", type=float, nargs=2, metavar=("LO", "HI"), help="final clip (default 0.01 0.99)")
-    p.add_argument("--strategy", default="confident", help="frame aggregation: confident or mean")
-    p.add_argument("--detect-every", type=int, default=1, help="detect faces on every k-th sampled frame")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.add_argument("--prior", type=float, default=defaults.PRIOR, help="P(FAKE) for videos without a score")
+    p.add_argument("--clip", type=float, nargs=2, metavar=("LO", "HI"),
+                   help=f"final clip (default {defaults.CLIP[0]} {defaults.CLIP[1]})")
     p.set_defaults(run=_predict)
 
     p = sub.add_parser("check-submission", help="validate a submission CSV")
@@ -213,28 +207,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.set_defaults(run=_import_selimsef)
 
-    p = sub.add_parser("make-sample", help="a DFDC-shaped dataset made from real faces, for dry runs")
+    p = sub.add_parser("make-sample", help="a DFDC-shaped dataset made from real faces, for dry runs",
+                       parents=parents("weights"))
     p.add_argument("out", type=Path)
     p.add_argument("--videos", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--faces-from", type=Path, nargs="+", help="videos or images with faces (default: ../shared data)")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
     p.set_defaults(run=_make_sample)
 
-    p = sub.add_parser("extract", help="DFDC training parts -> face-crop cache")
+    p = sub.add_parser("extract", help="DFDC training parts -> face-crop cache",
+                       parents=parents("crops", "weights"))
     p.add_argument("data_root", type=Path, help="a part folder, a folder of parts, or a folder with metadata.json")
     p.add_argument("--out", type=Path, required=True, help="the cache folder")
     p.add_argument("--parts", help='which dfdc_train_part_N, e.g. "0-9,12"')
-    p.add_argument("--frames", type=int, default=15)
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--margin", type=float, default=0.3)
+    p.add_argument("--frames", type=int, default=defaults.CACHE_FRAMES, help="frames cached per video")
     p.add_argument("--workers", type=int, default=1, help="processes")
     p.add_argument("--shard", help="K/N: this machine's share of N")
     p.add_argument("--min-faces", type=int, default=10, help="drop videos with fewer face frames")
-    p.add_argument("--strategy", choices=["even", "train"], default="even",
-                   help="even: frames spread over the video; train: a random start, every 2nd frame")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train strategy's random starts")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
+    p.add_argument("--sampling", "--strategy", dest="sampling",
+                   default=defaults.SAMPLING, help="even: frames spread over the video; train: a random start, "
+                   "every 2nd frame (--strategy is the old name)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the train sampling's random starts")
+    p.add_argument("--detector", default=defaults.DETECTOR, help="face detector by name")
     p.set_defaults(run=_extract)
 
     p = sub.add_parser("merge-cache", help="gather the caches of several --shard runs into one")
@@ -246,26 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cache", type=Path)
     p.add_argument("--out", type=Path, default=Path("batch.png"))
     p.add_argument("-n", type=int, default=8)
-    p.add_argument("--frames", type=int, default=10)
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--frames", type=int, default=defaults.CLIP_FRAMES)
+    p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_show_batch)
 
-    p = sub.add_parser("train", help="train a model on a face cache")
+    p = sub.add_parser("train", help="train a model on a face cache", parents=parents("device", "time_limit"))
     p.add_argument("cache", type=Path)
     p.add_argument("--out", type=Path, required=True, help="the run folder")
     p.add_argument("--model", default="sequence", help="sequence (the original design), sequence_spatial or frame")
     p.add_argument("--backbone", default="efficientnet_b0", help="a timm model name")
     p.add_argument("--pretrained", help='"lite0" or a state dict file for the backbone')
-    p.add_argument("--frames", type=int, default=10, help="clip length T (sequence models)")
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--frames", type=int, default=defaults.CLIP_FRAMES, help="clip length T (sequence models)")
+    p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="Adam's L2 penalty")
+    p.add_argument("--grad-clip", type=float, default=1.0, help="clip the gradient norm to this")
+    p.add_argument("--aggregation", default=defaults.AGGREGATION,
+                   help="frame models: how frame scores make a video score in validation; stored for predict")
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
     p.add_argument("--folds", type=int, default=5, help="folds, grouped by cluster (an original and its fakes)")
-    p.add_argument("--time-limit", type=duration_arg, help='stop cleanly before this, e.g. "8h30m"')
-    p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
@@ -273,30 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit a run's calibrator on its validation predictions")
     p.add_argument("run_dir", metavar="RUN", type=Path, help="a run folder of dfdc train")
-    p.add_argument("--prior", type=float, default=0.5, help="FAKE share of the test set")
-    p.add_argument("--clip", type=float, nargs=2, default=[0.01, 0.99], metavar=("LO", "HI"))
+    p.add_argument("--prior", type=float, default=defaults.PRIOR, help="FAKE share of the test set")
+    p.add_argument("--clip", type=float, nargs=2, default=list(defaults.CLIP), metavar=("LO", "HI"))
     p.set_defaults(run=_calibrate)
 
-    p = sub.add_parser("evaluate", help="score checkpoints on labelled videos (log loss, AUC, accuracy)")
+    p = sub.add_parser("evaluate", help="score checkpoints on labelled videos (log loss, AUC, accuracy)",
+                       parents=parents("scoring", "detection", "weights", "device"))
     p.add_argument("videos_dir", type=Path)
     p.add_argument("--labels", type=Path, required=True, help="a DFDC metadata.json")
     p.add_argument("--checkpoint", type=Path, action="append", required=True)
     p.add_argument("--out", type=Path, default=Path("evaluation"))
-    p.add_argument("--frames", type=int)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("demo", help="sample -> faces -> train -> calibrate -> evaluate -> submission, on CPU")
+    p = sub.add_parser("demo", help="sample -> faces -> train -> calibrate -> evaluate -> submission, on CPU",
+                       parents=parents("weights", "device"))
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--submission", type=Path, default=Path("submission/submission.csv"))
     p.add_argument("--minutes", type=float, default=4.0, help="training time")
     p.add_argument("--videos", type=int, default=96, help="training videos to make")
     p.add_argument("--epochs", type=int, default=12, help="epochs, if --minutes allows them all")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--weights", type=Path, help="folder with the BlazeFace weights")
     p.set_defaults(run=_demo)
 
     add_kaggle_parser(sub)

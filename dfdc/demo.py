@@ -11,12 +11,13 @@ import json
 import time
 from pathlib import Path
 
-from .evaluation import calibrate_run, evaluate
-from .extract import run_extract
-from .predict import run_predict
-from .submission import check_submission
-from .synth import make_sample
-from .train import TrainConfig, train
+from .inference.evaluate import evaluate
+from .inference.predict import run_predict
+from .inference.submission import check_submission
+from .sample.synth import make_sample
+from .training.calibrate import calibrate_run
+from .training.extract import run_extract
+from .training.train import TrainConfig, train
 
 
 def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 96, epochs: int = 12,

@@ -22,6 +22,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from .errors import DfdcError
+from .video.files import folder_videos
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def _read_folder(folder: Path, part: int, rows: list[dict], problems: Counter[st
         problems["broken_json"] += 1
         log.warning("%s: %s (%s)", meta_path, PROBLEMS["broken_json"], str(e).splitlines()[0])
         return
-    on_disk = {p.name for p in folder.iterdir() if p.suffix.lower() == ".mp4"}
+    on_disk = {p.name for p in folder_videos(folder)}
     seen = {row["name"] for row in rows}
     here: dict[str, list[str]] = {kind: [] for kind in PROBLEMS}
     for name, entry in entries.items():
@@ -171,3 +172,12 @@ def assign_folds(df: pd.DataFrame, k: int = 5, by: str = "cluster", seed: int = 
     for fold, (_, val) in enumerate(splitter.split(out, groups=out[by].to_numpy())):
         out.iloc[val, out.columns.get_loc("fold")] = fold
     return out
+
+
+def read_labels(path: Path) -> pd.Series:
+    """video name -> 1 (FAKE) / 0 (REAL) from a DFDC metadata.json."""
+    try:
+        meta = json.loads(path.read_text())
+        return pd.Series({name: int(entry["label"] == "FAKE") for name, entry in meta.items()}, name="label")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DfdcError(f"not a DFDC metadata.json ({type(e).__name__}: {e})", path) from None

@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cliargs import duration_arg
 from ..errors import DfdcError
-from ..governor import duration_arg
 from . import COMPETITION
 
 

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..errors import DfdcError
-from ..weights import blazeface_files
+from ..faces.detector import detector_files, list_detectors
 from .image import DATASET_WHEELS, PLATFORMS, PYTHON_VERSION
 from .metadata import DATASET_FILE, dataset_metadata
 
@@ -76,7 +76,7 @@ def download_wheels(dest: Path, wheelhouse: Path | None = None) -> None:
 
 def _checked_checkpoints(checkpoints: list[Path]) -> list[Path]:
     """The checkpoints, each a readable dfdc checkpoint named *.pt, no two with one name."""
-    from ..checkpoint import read_checkpoint
+    from ..models.checkpoint import read_checkpoint
 
     names: set[str] = set()
     for path in checkpoints:
@@ -98,7 +98,7 @@ def build_dataset(out: str | Path, owner: str, checkpoints: Sequence[str | Path]
     if wheelhouse is not None and not Path(wheelhouse).is_dir():
         raise DfdcError("wheelhouse folder not found", wheelhouse)
     ckpts = _checked_checkpoints([Path(c) for c in checkpoints])
-    weight_files = [*blazeface_files(weights), *blazeface_files(weights, back=True)]
+    weight_files = sorted({f for name in list_detectors() for f in detector_files(name, weights)})  # any --detector works there
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DfdcError
-from ..submission import check_submission
+from ..inference.submission import check_submission
 from . import COMPETITION, OWNER_PLACEHOLDER, UTILITY
 from .dataset import build_dataset
 from .image import SESSION_LIMIT

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import DfdcError
+from ..video.files import folder_videos
 from . import COMPETITION
 from .api import connect, kaggle_errors
 from .metadata import KERNEL_FILE, kernel_ref, read_kernel, with_owner
@@ -86,7 +87,7 @@ def download_sample(out: str | Path) -> dict[str, int]:
     api, _ = connect()
     with kaggle_errors(f"download {COMPETITION}"):
         api.competition_download_files(COMPETITION, path=str(out), quiet=False, unzip=True)
-    counts = {name: len(list((out / name).glob("*.mp4"))) for name in ("train_sample_videos", "test_videos")}
+    counts = {name: len(folder_videos(out / name)) for name in ("train_sample_videos", "test_videos")}
     if not any(counts.values()):
         raise DfdcError("the download holds no train_sample_videos/ or test_videos/ videos", out)
     print("download-sample: " + ", ".join(f"{n} videos in {out / name}" for name, n in counts.items()))

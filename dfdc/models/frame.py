@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .pretrained import Pretrained, backbone_config, create_backbone, pooled_features
+from ..defaults import VIDEO_FRAMES
+from .backbones import Pretrained, backbone_config, create_backbone, pooled_features
 from .registry import register_model
 
 
@@ -29,7 +30,7 @@ class FrameModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(pooled_features(self.encoder), 1)
         # Frames per video scored at inference (the 1st-place solution's 32).
-        self.default_config = {**backbone_config(self.encoder), "frames": 32}
+        self.default_config = {**backbone_config(self.encoder), "frames": VIDEO_FRAMES}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.encoder(x))).squeeze(1)

@@ -13,8 +13,9 @@ from functools import partial
 import torch
 import torch.nn as nn
 
+from ..defaults import CLIP_FRAMES
+from .backbones import Pretrained, backbone_config, create_backbone, pooled_features
 from .convlstm import ConvLSTM
-from .pretrained import Pretrained, backbone_config, create_backbone, pooled_features
 from .registry import register_model
 
 
@@ -51,7 +52,7 @@ class SequenceModel(nn.Module):
             nn.Linear(head, 1),
         )
         # T, the clip length it is trained and run with.
-        self.default_config = {**backbone_config(self.encoder), "frames": 10}
+        self.default_config = {**backbone_config(self.encoder), "frames": CLIP_FRAMES}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]

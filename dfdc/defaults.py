@@ -1,0 +1,16 @@
+"""The settings several stages must agree on, each written once; a flag or a checkpoint overrides them.
+
+A checkpoint records the values it was trained with (crop size, margin, frames, clip length,
+aggregation), and `dfdc predict` takes them from there: these are only the starting points.
+"""
+
+CROP_MARGIN = 0.3  # fraction of the face box's side added on each side of a square crop
+CROP_SIZE = 224  # side of a square face crop, pixels (EfficientNet-B0's input)
+VIDEO_FRAMES = 32  # frames sampled per video by `dfdc faces` and frame models at inference (1st place)
+CACHE_FRAMES = 15  # frames per video `dfdc extract` caches for training
+CLIP_FRAMES = 10  # clip length T of the sequence models (the original design)
+SAMPLING = "even"  # which frames of a video are read (video/sampling.py)
+AGGREGATION = "confident"  # how per-frame P(FAKE) becomes a track score (scores/aggregation.py)
+PRIOR = 0.5  # P(FAKE) of a video without a score: the DFDC test sets were 50/50
+CLIP = (0.01, 0.99)  # submitted probabilities are clipped to this: one wrong answer costs at most -log(0.01)
+DETECTOR = "blazeface"  # the face detector (faces/detector.py)

@@ -1,0 +1,132 @@
+"""Face crops -> P(FAKE): the checkpoints of an ensemble, each scoring every track of a video.
+
+A frame model scores each crop; a sequence model scores clips of T consecutive crops of one
+track. Either way a track gets a list of probabilities, which aggregate.py turns into a track
+score; a video is as fake as its most fake track; each member's calibrator maps that score,
+and the ensemble is the weighted mean of the calibrated members.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import DfdcError
+from ..models.checkpoint import CheckpointConfig, load_checkpoint
+from ..scores.calibration import Calibrator
+
+
+@dataclass
+class Member:
+    """One checkpoint of the ensemble, ready on its device."""
+
+    name: str
+    model: nn.Module
+    config: CheckpointConfig
+    calibrator: Calibrator | None
+    weight: float = 1.0
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    def calibrate(self, raw: float) -> float:
+        return float(self.calibrator(np.array([raw]))[0]) if self.calibrator else raw
+
+
+def load_members(paths: list[Path], weights: list[float] | None, device: torch.device) -> list[Member]:
+    """The ensemble's checkpoints: half precision on CUDA, channels_last on CPU, eval mode."""
+    if weights is not None and len(weights) != len(paths):
+        raise DfdcError(f"{len(weights)} ensemble weights for {len(paths)} checkpoints")
+    members = []
+    for i, path in enumerate(paths):
+        model, config = load_checkpoint(path, device)
+        model = model.half() if device.type == "cuda" else model.to(memory_format=torch.channels_last)
+        calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
+        members.append(Member(Path(path).name, model, config, calibrator, weights[i] if weights else 1.0))
+    return members
+
+
+def _normalise(crops: np.ndarray, member: Member, device: torch.device) -> torch.Tensor:
+    """(n, H, W, 3) uint8 -> (n, 3, H, W) normalised, in the member's dtype and layout."""
+    x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(member.config.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(member.config.std, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    if device.type == "cuda":
+        return x.half()
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def clips(n: int, length: int) -> list[np.ndarray]:
+    """Index windows of `length` consecutive crops covering n crops (the last aligned to the end;
+    fewer than `length` crops are padded by repeating the last one)."""
+    if n <= length:
+        return [np.minimum(np.arange(length), n - 1)]
+    starts = list(range(0, n - length + 1, length))
+    if starts[-1] != n - length:
+        starts.append(n - length)
+    return [np.arange(s, s + length) for s in starts]
+
+
+@torch.inference_mode()
+def score_tracks(member: Member, tracks: list[list[np.ndarray]], batch_size: int,
+                 device: torch.device) -> list[list[np.ndarray]]:
+    """Per video, per track: the member's P(FAKE) per crop (frame model) or per clip (sequence).
+
+    Crops of all the videos passed in are batched together, so a GPU sees full batches.
+    """
+    if member.kind == "sequence":
+        length = member.config.frames
+        units = [crops[w] for video in tracks for crops in video for w in clips(len(crops), length)]
+        counts = [[len(clips(len(crops), length)) for crops in video] for video in tracks]
+        per_batch = max(1, batch_size // length)
+    else:
+        units = [crop for video in tracks for crops in video for crop in crops]
+        counts = [[len(crops) for crops in video] for video in tracks]
+        per_batch = batch_size
+    probs = []
+    for start in range(0, len(units), per_batch):
+        batch = np.stack(units[start:start + per_batch])
+        if member.kind == "sequence":
+            b, t = batch.shape[:2]
+            x = _normalise(batch.reshape(b * t, *batch.shape[2:]), member, device)
+            x = x.reshape(b, t, *x.shape[1:])
+        else:
+            x = _normalise(batch, member, device)
+        probs.append(torch.sigmoid(member.model(x).float()).cpu().numpy())
+    flat = np.concatenate(probs) if probs else np.zeros(0)
+    out, pos = [], 0
+    for video in counts:
+        per_track = []
+        for count in video:
+            per_track.append(flat[pos:pos + count])
+            pos += count
+        out.append(per_track)
+    return out
+
+
+def warm_up(member: Member, device: torch.device) -> float:
+    """Seconds per crop of a first small batch: a safe (high) first estimate for the time governor,
+    and on CUDA it leaves the kernels chosen before the clock matters."""
+    size = member.config.input_size
+    n = member.config.frames if member.kind == "sequence" else 8
+    crops = np.zeros((n, size, size, 3), np.uint8)
+    start = time.monotonic()
+    score_tracks(member, [[crops]], n, device)
+    return (time.monotonic() - start) / n
+
+
+def ensemble(members: list[Member], raw: list[float | None], calibrated: bool = True) -> float | None:
+    """Weighted mean of the members' calibrated (or raw) scores; members without a score are left out."""
+    pairs = [(m.weight, m.calibrate(r) if calibrated else r) for m, r in zip(members, raw) if r is not None]
+    if not pairs:
+        return None
+    w = np.array([p[0] for p in pairs])
+    return float(np.dot(w, [p[1] for p in pairs]) / w.sum())
+

@@ -1,0 +1,179 @@
+"""Training data from the face cache (`dfdc extract`): clips, single crops, folds and a balanced sampler.
+
+Only the main track (track 0) of a video is used: in a FAKE video with two people only one may be
+manipulated, so the other tracks' labels are unknown. Labels are 1.0 for FAKE, 0.0 for REAL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..errors import DfdcError
+from ..faces.sheet import contact_sheet
+from ..metadata import assign_folds
+from .augment import ClipAugment, denormalise
+
+Transform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
+
+
+def read_index(cache: str | Path) -> pd.DataFrame:
+    """The cache's usable videos: rows of index.csv with status "done"."""
+    path = Path(cache) / "index.csv"
+    if not path.is_file():
+        raise DfdcError("no index.csv: not a face cache (run `dfdc extract` first)", cache)
+    index = pd.read_csv(path, keep_default_na=False, na_values={"original": [""], "error": [""]})
+    done = index[index["status"] == "done"].reset_index(drop=True)
+    if done.empty:
+        raise DfdcError("the cache holds no finished videos", cache)
+    return done
+
+
+def split_folds(index: pd.DataFrame, fold: int, folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, val) with fold `fold` of `folds` as validation, grouped by cluster so a fake and its
+    original never sit on both sides; the same index and seed give the same split."""
+    if not 0 <= fold < folds:
+        raise DfdcError(f"fold must be within 0..{folds - 1}, not {fold}")
+    val = assign_folds(index, k=folds, by="cluster", seed=seed)["fold"] == fold
+    return index[~val].reset_index(drop=True), index[val].reset_index(drop=True)
+
+
+class _CacheDataset(Dataset):
+    """Reading a video's main-track crops from the cache, with a per-process random generator."""
+
+    def __init__(self, cache: str | Path, index: pd.DataFrame | None, transform: Transform | None) -> None:
+        self.cache = Path(cache)
+        self.index = read_index(cache) if index is None else index.reset_index(drop=True)
+        if transform is None:
+            size = json.loads((self.cache / "settings.json").read_text())["size"]
+            transform = ClipAugment(size, train=False)
+        self.transform = transform
+        self._rng: tuple[int, np.random.Generator] | None = None
+        self._frames: dict[int, tuple[Path, list[int]]] = {}
+
+    def rng(self) -> np.random.Generator:
+        """A generator per process, seeded from torch's: DataLoader workers differ and every epoch
+        differs, yet all follows from torch.manual_seed."""
+        if self._rng is None or self._rng[0] != os.getpid():
+            self._rng = (os.getpid(), np.random.default_rng(int(torch.randint(0, 2 ** 62, ()).item())))
+        return self._rng[1]
+
+    def frames(self, row: int) -> tuple[Path, list[int]]:
+        """The video's folder and the frame indices of its main track (faces.json read once)."""
+        if row not in self._frames:
+            folder = self.cache / "videos" / Path(self.index.at[row, "video"]).stem
+            tracks = json.loads((folder / "faces.json").read_text())["tracks"]
+            self._frames[row] = (folder, tracks[0]["frames"] if tracks else [])
+        return self._frames[row]
+
+    def load(self, folder: Path, frames: list[int]) -> np.ndarray:
+        """(n, H, W, 3) uint8 RGB crops of the main track at these frames."""
+        crops = []
+        for f in frames:
+            image = cv2.imread(str(folder / "crops" / f"t00_f{f:04d}.png"), cv2.IMREAD_COLOR)
+            if image is None:
+                raise DfdcError("crop missing or unreadable", folder / "crops" / f"t00_f{f:04d}.png")
+            crops.append(image[..., ::-1])
+        return np.stack(crops)
+
+    def label(self, row: int) -> torch.Tensor:
+        return torch.tensor(float(self.index.at[row, "label"] == "FAKE"))
+
+
+class ClipDataset(_CacheDataset):
+    """(T, C, H, W) clips of T consecutive sampled frames of a video's main track, and the label.
+
+    Training clips start anywhere in the track; evaluation clips (random_start=False) are centred.
+    A track shorter than T holds its last frame.
+    """
+
+    def __init__(self, cache: str | Path, index: pd.DataFrame | None = None, frames: int = 10,
+                 transform: Transform | None = None, random_start: bool = True) -> None:
+        super().__init__(cache, index, transform)
+        self.length, self.random_start = frames, random_start
+        self.labels = (self.index["label"] == "FAKE").to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        folder, frames = self.frames(i)
+        spare = max(0, len(frames) - self.length)
+        start = int(self.rng().integers(0, spare + 1)) if self.random_start else spare // 2
+        picked = [frames[min(start + k, len(frames) - 1)] for k in range(self.length)]
+        return self.transform(self.load(folder, picked), self.rng()), self.label(i)
+
+
+class FrameDataset(_CacheDataset):
+    """(C, H, W) single crops of every main-track frame of every video, and the label (frame models)."""
+
+    def __init__(self, cache: str | Path, index: pd.DataFrame | None = None,
+                 transform: Transform | None = None) -> None:
+        super().__init__(cache, index, transform)
+        counts = self.index["n_faces"].to_numpy()
+        self.items = np.stack([np.repeat(np.arange(len(counts)), counts),
+                               np.concatenate([np.arange(n) for n in counts])], 1)
+        self.labels = (self.index["label"] == "FAKE").to_numpy()[self.items[:, 0]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row, k = (int(v) for v in self.items[i])
+        folder, frames = self.frames(row)
+        return self.transform(self.load(folder, [frames[k]]), self.rng())[0], self.label(row)
+
+
+class BalancedSampler(Sampler[int]):
+    """REAL and FAKE 1:1 each epoch, throwing nothing away: every item of the smaller class, and as
+    many of the larger, taken in turn from its shuffled items, so successive epochs go through all
+    of them. Deterministic given the seed and the epoch (advanced by each iteration, or set_epoch).
+    """
+
+    def __init__(self, labels: np.ndarray, seed: int = 0) -> None:
+        labels = np.asarray(labels).astype(bool)
+        self.fake, self.real = np.flatnonzero(labels), np.flatnonzero(~labels)
+        if len(self.fake) == 0 or len(self.real) == 0:
+            raise DfdcError(f"cannot balance {len(self.real)} REAL with {len(self.fake)} FAKE items: need both")
+        self.seed, self.epoch = seed, 0
+
+    def __len__(self) -> int:
+        return 2 * min(len(self.fake), len(self.real))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        fewer, more = sorted((self.real, self.fake), key=len)
+        n, m = len(fewer), len(more)
+        start = epoch * n  # where this epoch starts in the endless stream of reshuffled larger class
+        rounds = range(start // m, (start + n - 1) // m + 1)
+        stream = np.concatenate([np.random.default_rng([self.seed, r]).permutation(more) for r in rounds])
+        taken = stream[start % m:start % m + n]
+        order = np.random.default_rng([self.seed, epoch, 1]).permutation(np.concatenate([fewer, taken]))
+        return iter(order.tolist())
+
+
+def show_batch(cache: str | Path, out_png: str | Path, n: int = 8, frames: int = 10, size: int = 224,
+               seed: int = 0, transform: ClipAugment | None = None) -> Path:
+    """A PNG grid of n training clips as the model sees them (augmented), one row per clip, half
+    REAL and half FAKE, so a person can check the augmentations by eye."""
+    transform = transform or ClipAugment(size)
+    torch.manual_seed(seed)
+    data = ClipDataset(cache, frames=frames, transform=transform)
+    picked = list(BalancedSampler(data.labels, seed))[:n]
+    rows = []
+    for i in picked:
+        clip, label = data[i]
+        rows.append((f"{data.index.at[i, 'video']} {'FAKE' if label else 'REAL'}",
+                     denormalise(clip, transform.mean, transform.std)))
+    return contact_sheet(rows, Path(out_png), columns=frames, thumb=min(size, 160))

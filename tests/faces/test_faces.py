@@ -1,0 +1,111 @@
+"""The face engine on real faces: detector, tracks and crops on the DFDC sample videos."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from helpers import write_video
+
+from dfdc.faces.detector import FaceDetector, windows
+from dfdc.faces.find import find_faces
+from dfdc.video.read import read_video
+
+# First-frame face centres and sizes seen by eye on the contact sheets (frame pixels).
+SEEN = {
+    "abofeumbvv.mp4": (948, 244, 116),
+    "abqwwspghj.mp4": (886, 233, 181),
+    "anndvqgoko.mp4": (969, 331, 217),
+    "knqhpwoigk.mp4": (1056, 339, 144),
+    "yhffcuhhjy.mp4": (413, 385, 113),
+}
+
+
+@pytest.fixture(scope="module")
+def detector(weights_dir):
+    return FaceDetector(weights_dir)
+
+
+def _image(path):
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.mark.parametrize("name,count", [("1face.png", 1), ("3faces.png", 3), ("4faces.png", 4)])
+def test_face_images_yield_their_faces(detector, face_images_dir, name, count):
+    found = detector(_image(face_images_dir / name)[None])[0]
+    assert len(found.scores) == count
+    sides = found.boxes[:, 2:] - found.boxes[:, :2]
+    assert np.all(sides > 8) and np.all(sides < 128)
+
+
+def test_windows_cover_the_frame_with_overlap():
+    wins = windows(1080, 1920)
+    assert wins[0].side == 1920  # the whole frame
+    tiles = wins[1:]
+    assert len(tiles) == 6 and all(w.side == 720 for w in tiles)
+    assert max(w.x + w.side for w in tiles) == 1920 and max(w.y + w.side for w in tiles) == 1080
+
+
+@pytest.fixture(scope="module")
+def sample_faces(detector, sample_dir):
+    """Tracks and crops of every sample video, found once for this module."""
+    found = {}
+    for name in SEEN:
+        faces = find_faces(read_video(sample_dir / name, 32), detector, size=128)
+        faces.video.frames = np.empty((0, 1, 1, 3), np.uint8)  # keep memory low: the crops are what we check
+        found[name] = faces
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SEEN))
+def test_main_track_covers_the_video_and_lies_on_the_face(sample_faces, name):
+    faces = sample_faces[name]
+    main = faces.tracks[0]
+    assert sum(main.detected) >= 0.95 * 32
+    assert len(main.indices) == 32 and faces.crops[0].shape == (32, 128, 128, 3)
+    cx, cy, side = SEEN[name]
+    box = main.boxes[0]
+    assert abs((box[0] + box[2]) / 2 - cx) < 30 and abs((box[1] + box[3]) / 2 - cy) < 30
+    assert 0.75 * side < box[2] - box[0] < 1.3 * side
+    # boxes follow the face without jumps (faces move little between samples)
+    centres = np.array([(b[:2] + b[2:]) / 2 for b in main.boxes])
+    assert np.abs(np.diff(centres, axis=0)).max() < 0.8 * side
+
+
+def test_two_people_give_two_tracks(detector, sample_dir, tmp_path):
+    """Two real faces side by side, moving a little, written as an mp4 and read back."""
+    left = read_video(sample_dir / "knqhpwoigk.mp4", 12).frames
+    right = read_video(sample_dir / "anndvqgoko.mp4", 12).frames
+    frames = []
+    for t, (a, b) in enumerate(zip(left, right)):
+        canvas = np.zeros((720, 1280, 3), np.uint8)
+        canvas[100:600, 40 + t * 2:540 + t * 2] = a[90:590, 806:1306]
+        canvas[120:620, 700:1200] = b[78:578, 722:1222]
+        frames.append(canvas)
+    video = read_video(write_video(tmp_path / "two.mp4", frames), 12)
+    faces = find_faces(video, detector, size=96)
+    assert len(faces.tracks) == 2
+    xs = sorted((t.boxes[0][0] + t.boxes[0][2]) / 2 for t in faces.tracks)
+    assert xs[0] < 640 < xs[1]
+    assert all(sum(t.detected) >= 10 for t in faces.tracks)
+
+
+def test_detecting_every_fourth_frame_keeps_the_track(detector, sample_dir, sample_faces):
+    video = read_video(sample_dir / "knqhpwoigk.mp4", 32)
+    every = sample_faces["knqhpwoigk.mp4"].tracks[0]
+    sparse = find_faces(video, detector, size=64, detect_every=4).tracks[0]
+    assert sparse.indices == every.indices
+    err = np.abs(np.stack(sparse.boxes) - np.stack(every.boxes)).max()
+    assert err < 0.25 * SEEN["knqhpwoigk.mp4"][2]
+
+
+def test_blazeface_port_matches_the_reference_output(weights_dir, face_images_dir):
+    """The detection hollance/BlazeFace-PyTorch's Inference notebook prints for 1face.png with the
+    front model (ymin, xmin, ymax, xmax normalised, then the score), reproduced by our module."""
+    from dfdc.faces.blazeface import load_blazeface
+
+    model = load_blazeface(weights_dir)
+    found = model.detect(torch.from_numpy(_image(face_images_dir / "1face.png")[None]))[0]
+    ymin, xmin, ymax, xmax, score = 0.2714, 0.3171, 0.4416, 0.4873, 0.9960
+    assert len(found.scores) == 1
+    np.testing.assert_allclose(found.boxes[0] / 128, [xmin, ymin, xmax, ymax], atol=1e-4)
+    assert found.scores[0] == pytest.approx(score, abs=1e-4)

@@ -1,0 +1,36 @@
+"""Helpers the tests share: writing small real videos, and the bad inputs every job must survive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from dfdc.video.write import VideoWriter
+
+CACHE_SETTINGS = {"frames": 12, "size": 64, "min_faces": 6}  # small and quick; 12 frames hold 10-frame clips
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 30.0) -> Path:
+    """Encode a sequence of RGB uint8 frames, all of one even size, as an mp4 file."""
+    frames = iter(frames)
+    first = next(frames)
+    with VideoWriter(path, (first.shape[1], first.shape[0]), fps) as writer:
+        writer.write(first)
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)
+
+
+def add_bad_videos(folder: Path, sample_dir: Path) -> list[str]:
+    """Write the bad inputs every job must survive into folder: an empty file, a text file named
+    .mp4, a real video cut in half, and a real video without a face. Returns their names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("a text file, named like a video\n")
+    data = (sample_dir / "knqhpwoigk.mp4").read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    rng = np.random.default_rng(0)
+    write_video(folder / "noface.mp4", [rng.integers(0, 255, (180, 320, 3), np.uint8) for _ in range(12)])
+    return ["empty.mp4", "text.mp4", "truncated.mp4", "noface.mp4"]

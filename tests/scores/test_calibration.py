@@ -1,0 +1,237 @@
+import json
+
+import matplotlib.image
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from dfdc.errors import DfdcError
+from dfdc.scores.calibration import (
+    METHODS,
+    Calibrator,
+    fit_calibrator,
+    logit,
+    reliability_diagram,
+)
+from dfdc.scores.metrics import log_loss
+
+TIGHT = (1e-4, 1 - 1e-4)  # a clip that barely touches, to compare with the true probabilities
+
+
+def miscalibrated(seed: int, n: int, factor: float = 1.0, bias: float = 0.0):
+    """(reported, true, labels): labels drawn from the true P(FAKE), reported = sigmoid(factor * logit + bias)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.5, 1.5, n)
+    labels = (rng.random(n) < expit(z)).astype(int)
+    return expit(factor * z + bias), expit(z), labels
+
+
+def by_class(seed: int, n_fake: int, n_real: int):
+    """(scores, labels) with class-conditional scores: the FAKE fraction is set, not drawn."""
+    rng = np.random.default_rng(seed)
+    labels = np.r_[np.ones(n_fake, int), np.zeros(n_real, int)]
+    z = np.where(labels == 1, rng.normal(1, 1.5, labels.size), rng.normal(-1, 1.5, labels.size))
+    return expit(z), labels
+
+
+@pytest.mark.parametrize("factor, bias", [(3.0, 0.0), (1.0, 2.0)], ids=["overconfident", "shifted"])
+def test_recovers_a_known_miscalibration_on_fresh_data(factor: float, bias: float) -> None:
+    reported, _, labels = miscalibrated(0, 4000, factor, bias)
+    cal = fit_calibrator(reported, labels, prior=None, clip=TIGHT)
+    new_reported, new_true, new_labels = miscalibrated(1, 4000, factor, bias)
+    before = log_loss(new_labels, new_reported)
+    after = log_loss(new_labels, cal(new_reported))
+    best = log_loss(new_labels, new_true)
+    # Measured: overconfident 0.745 -> 0.520 (true 0.520); shifted 0.805 -> 0.515 (true 0.515).
+    assert after < best + 0.005
+    assert before > best + 0.2
+    assert cal.method != "identity"
+    assert cal.cv_log_loss[cal.method] == min(cal.cv_log_loss.values())
+    assert set(cal.cv_log_loss) == set(METHODS)
+
+
+def test_temperature_recovers_the_factor() -> None:
+    reported, _, labels = miscalibrated(0, 4000, factor=3.0)
+    cal = fit_calibrator(reported, labels, methods=("temperature",), prior=None)
+    assert cal.method == "temperature"
+    assert cal.params["scale"] == pytest.approx(1 / 3, rel=0.05)  # measured 0.330
+    assert cal.params["shift"] == 0.0
+
+
+def test_platt_recovers_scale_and_shift() -> None:
+    reported, _, labels = miscalibrated(0, 4000, factor=1.0, bias=2.0)
+    cal = fit_calibrator(reported, labels, methods=("platt",), prior=None)
+    assert cal.params["scale"] == pytest.approx(1.0, abs=0.1)  # measured 1.03
+    assert cal.params["shift"] == pytest.approx(-2.0, abs=0.15)  # measured -2.03
+
+
+def test_prior_shift_centres_a_balanced_test_set() -> None:
+    scores, labels = by_class(0, 4200, 800)  # 84% FAKE, like the training data
+    balanced_scores, balanced_labels = by_class(1, 2000, 2000)  # 50/50, like the test sets
+    shifted = fit_calibrator(scores, labels)  # prior=0.5
+    unshifted = fit_calibrator(scores, labels, prior=None)
+    assert shifted.train_prior == pytest.approx(0.84)
+    assert shifted.test_prior == 0.5 and unshifted.test_prior == pytest.approx(0.84)
+    assert shifted.prior_shift == pytest.approx(logit(0.5) - logit(0.84))
+    assert unshifted.prior_shift == pytest.approx(0.0)
+    # Measured: mean 0.509 with the shift, 0.771 without; log loss on the 50/50 set 0.519 against 0.761.
+    assert shifted(balanced_scores).mean() == pytest.approx(0.5, abs=0.03)
+    assert unshifted(balanced_scores).mean() > 0.7
+    with_shift = log_loss(balanced_labels, shifted(balanced_scores))
+    assert with_shift < log_loss(balanced_labels, unshifted(balanced_scores)) - 0.2
+
+
+def test_test_prior_is_configurable() -> None:
+    scores, labels = by_class(0, 4200, 800)
+    cal = fit_calibrator(scores, labels, methods=("platt",), prior=0.3)
+    assert cal.test_prior == 0.3
+    assert cal.prior_shift == pytest.approx(logit(0.3) - logit(0.84))
+    skewed_scores, _ = by_class(2, 900, 2100)  # 30% FAKE
+    assert cal(skewed_scores).mean() == pytest.approx(0.3, abs=0.03)
+
+
+def test_output_is_clipped() -> None:
+    reported, _, labels = miscalibrated(0, 500, factor=3.0)
+    cal = fit_calibrator(reported, labels, clip=(0.02, 0.97))
+    out = cal(np.array([0.0, 1e-12, 0.5, 1 - 1e-12, 1.0]))
+    assert out.min() >= 0.02 and out.max() <= 0.97
+    assert out[0] == pytest.approx(0.02) and out[-1] == pytest.approx(0.97)
+
+
+def test_logits_and_probabilities_agree() -> None:
+    reported, _, labels = miscalibrated(0, 500, factor=3.0)
+    p = np.linspace(0.001, 0.999, 50)
+    from_probs = fit_calibrator(reported, labels, methods=("platt",))
+    from_logits = fit_calibrator(logit(reported), labels, methods=("platt",), logits=True)
+    np.testing.assert_allclose(from_probs(p), from_logits(logit(p), logits=True), atol=1e-9)
+    with pytest.raises(ValueError, match="logits=True"):
+        from_probs(np.array([-2.0, 3.0]))  # logits passed as probabilities
+
+
+def test_very_few_labels_fall_back_to_the_simplest_method() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.4])
+    labels = np.array([1, 1, 1, 0])  # a single REAL: no stratified split is possible
+    assert fit_calibrator(scores, labels).method == "identity"
+    fallback = fit_calibrator(scores, labels, methods=("isotonic", "platt"))
+    assert fallback.method == "platt" and fallback.cv_log_loss == {}
+    two_each = fit_calibrator([0.9, 0.8, 0.3, 0.4], [1, 1, 0, 0])  # two folds possible
+    assert set(two_each.cv_log_loss) == set(METHODS)
+
+
+def test_bad_labels_and_methods_are_user_errors() -> None:
+    with pytest.raises(DfdcError, match="both REAL and FAKE"):
+        fit_calibrator([0.2, 0.9], [1, 1])
+    with pytest.raises(DfdcError, match="one 0 \\(REAL\\) / 1 \\(FAKE\\) label per score"):
+        fit_calibrator([0.2, 0.9], [1, 0, 1])
+    with pytest.raises(DfdcError, match="unknown calibration methods \\['beta'\\]"):
+        fit_calibrator([0.2, 0.9], [1, 0], methods=("platt", "beta"))
+    with pytest.raises(DfdcError, match="no calibration method given"):
+        fit_calibrator([0.2, 0.9], [1, 0], methods=())
+    with pytest.raises(DfdcError, match="test_prior must be strictly between 0 and 1"):
+        fit_calibrator([0.2, 0.9, 0.3, 0.8], [0, 1, 0, 1], prior=1.0)
+
+
+def assert_plain(value) -> None:
+    """Only the types a weights_only torch.load accepts without allow-listing."""
+    assert type(value) in (str, float, int, list, dict), type(value)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert type(k) is str
+            assert_plain(v)
+    elif isinstance(value, list):
+        for v in value:
+            assert_plain(v)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, Calibrator]:
+    reported, _, labels = miscalibrated(0, 600, factor=3.0)
+    return {m: fit_calibrator(reported, labels, methods=(m,)) for m in METHODS}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_to_dict_round_trip_through_json(fitted: dict[str, Calibrator], method: str) -> None:
+    cal = fitted[method]
+    d = cal.to_dict()
+    assert_plain(d)
+    again = Calibrator.from_dict(json.loads(json.dumps(d)))
+    assert again == cal
+    x = np.linspace(0, 1, 201)
+    np.testing.assert_array_equal(again(x), cal(x))
+
+
+def test_to_dict_survives_a_weights_only_torch_checkpoint(fitted: dict[str, Calibrator], tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "calibrators": {m: c.to_dict() for m, c in fitted.items()}}, path)
+    loaded = torch.load(path, weights_only=True)
+    x = np.linspace(0, 1, 201)
+    for method, cal in fitted.items():
+        np.testing.assert_array_equal(Calibrator.from_dict(loaded["calibrators"][method])(x), cal(x))
+
+
+def test_isotonic_is_stored_as_thresholds(fitted: dict[str, Calibrator]) -> None:
+    params = fitted["isotonic"].to_dict()["params"]
+    assert set(params) == {"x", "y"} and len(params["x"]) == len(params["y"]) > 2
+    assert params["y"] == sorted(params["y"])  # monotone
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("method"),
+        lambda d: d.update(method="beta"),
+        lambda d: d["params"].pop("x"),
+        lambda d: d.update(clip=[0.5]),
+        lambda d: d.update(train_prior=0.0),
+    ],
+    ids=["no method", "unknown method", "no thresholds", "bad clip", "train prior 0"],
+)
+def test_from_dict_refuses_a_damaged_dict(fitted: dict[str, Calibrator], damage) -> None:
+    d = fitted["isotonic"].to_dict()
+    damage(d)
+    with pytest.raises(DfdcError):
+        Calibrator.from_dict(d)
+
+
+def test_default_calibrator_only_clips() -> None:
+    out = Calibrator()(np.array([0.0, 0.3, 1.0]))
+    np.testing.assert_allclose(out, [0.01, 0.3, 0.99])
+
+
+@pytest.mark.parametrize("prior", [0.5, None])
+def test_reliability_diagram_is_a_real_png(tmp_path, prior) -> None:
+    reported, _, labels = miscalibrated(0, 1000, factor=3.0)
+    cal = fit_calibrator(reported, labels, prior=prior)
+    path = reliability_diagram(reported, labels, tmp_path / "plots" / "reliability.png", cal(reported), prior=prior)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = matplotlib.image.imread(path)
+    assert image.shape == (600, 600, 4)
+    assert image[..., :3].std() > 0.05  # something was drawn
+
+
+def test_reliability_diagram_without_calibrated_scores(tmp_path) -> None:
+    reported, _, labels = miscalibrated(0, 1000, factor=3.0)
+    cal = fit_calibrator(reported, labels)
+    before = reliability_diagram(reported, labels, tmp_path / "before.png")
+    both = reliability_diagram(reported, labels, tmp_path / "both.png", cal(reported))
+    assert matplotlib.image.imread(before).shape == (600, 600, 4)
+    assert not np.array_equal(matplotlib.image.imread(before), matplotlib.image.imread(both))
+
+
+def test_maps_without_a_shift_keep_the_prior_the_raw_scores_assume() -> None:
+    """Scores of a model trained 1:1 (like `dfdc train`) fitted on 84%-FAKE validation labels: identity and
+    temperature learn no prior, so shifting them from 84% to 50% would push every video towards REAL."""
+    scores, labels = by_class(0, 4200, 800)  # class-conditional: on a 50/50 set the true log-odds are 0.889 z
+    balanced_scores, balanced_labels = by_class(1, 2000, 2000)
+    for method in ("identity", "temperature"):
+        kept = fit_calibrator(scores, labels, methods=(method,), raw_prior=0.5)
+        double = fit_calibrator(scores, labels, methods=(method,))
+        assert kept.train_prior == 0.5 and kept.prior_shift == 0.0
+        assert double.prior_shift == pytest.approx(logit(0.5) - logit(0.84))
+        assert kept(balanced_scores).mean() == pytest.approx(0.5, abs=0.03)
+        assert log_loss(balanced_labels, kept(balanced_scores)) < log_loss(balanced_labels, double(balanced_scores)) - 0.05
+    temperature = fit_calibrator(scores, labels, methods=("temperature",), raw_prior=0.5)
+    assert temperature.params["scale"] == pytest.approx(4 / 4.5, rel=0.1)
+    platt = fit_calibrator(scores, labels, methods=("platt",), raw_prior=0.5)
+    assert platt.train_prior == pytest.approx(0.84)  # platt learns the labels' prior: shifted from it

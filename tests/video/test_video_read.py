@@ -1,0 +1,85 @@
+"""Frame sampling and decoding on the real DFDC videos."""
+
+import numpy as np
+import pytest
+from helpers import write_video
+
+from dfdc.errors import DfdcError
+from dfdc.video.read import read_video
+from dfdc.video.sampling import even_indices, train_indices
+
+
+def test_even_indices_cover_the_video():
+    idx = even_indices(300, 32)
+    assert len(idx) == 32 and idx[0] == 0 and idx[-1] == 299
+    assert np.all(np.diff(idx) > 0)
+    assert list(even_indices(5, 32)) == [0, 1, 2, 3, 4]
+
+
+def test_train_indices_start_in_first_half_every_second_frame():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        idx = train_indices(300, 10, rng)
+        assert 0 <= idx[0] <= 150 and np.all(np.diff(idx) == 2) and len(idx) == 10
+    short = train_indices(12, 10, rng)
+    assert short[-1] <= 11 and len(short) >= 6
+
+
+@pytest.mark.parametrize("name,size", [("abofeumbvv.mp4", (1920, 1080)), ("yhffcuhhjy.mp4", (720, 1280))])
+def test_reads_dfdc_video_upright_with_true_indices(sample_dir, name, size):
+    video = read_video(sample_dir / name, 32)
+    assert video.size == size  # the portrait video stays portrait
+    assert video.frames.dtype == np.uint8 and video.frames.shape == (32, size[1], size[0], 3)
+    assert 29.9 < video.fps < 30.1 and video.total in (300, 301)
+    wanted = even_indices(video.total, 32)
+    # NONREF decoding gives the nearest later reference frame: never more than 2 frames off
+    assert np.all((video.indices - wanted >= 0) & (video.indices - wanted <= 2))
+
+
+def test_training_strategy_reads_consecutive_every_second_frame(sample_dir):
+    video = read_video(sample_dir / "knqhpwoigk.mp4", 10, "train", np.random.default_rng(3))
+    assert len(video.indices) == 10
+    assert np.all(np.isin(np.diff(video.indices), [1, 2, 3]))
+
+
+def test_frames_match_a_full_opencv_decode(sample_dir):
+    """The fast path must return the pixels of the frame it names, not a neighbour."""
+    import cv2
+
+    path = sample_dir / "anndvqgoko.mp4"
+    video = read_video(path, 4)
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    for _ in range(video.indices[1] + 1):
+        ok, bgr = cap.read()
+        frames.append(bgr)
+    cap.release()
+    reference = cv2.cvtColor(frames[video.indices[1]], cv2.COLOR_BGR2RGB).astype(int)
+    neighbour = cv2.cvtColor(frames[video.indices[1] - 1], cv2.COLOR_BGR2RGB).astype(int)
+    mine = video.frames[1].astype(int)
+    assert np.abs(mine - reference).mean() < 3.0
+    assert np.abs(mine - reference).mean() < np.abs(mine - neighbour).mean()
+
+
+def test_single_frame_video(tmp_path):
+    path = write_video(tmp_path / "one.mp4", [np.full((64, 96, 3), 100, np.uint8)])
+    video = read_video(path, 32)
+    assert video.frames.shape == (1, 64, 96, 3) and list(video.indices) == [0]
+
+
+@pytest.mark.parametrize("content,message", [(b"", "empty file"), (b"hello, not a video\n" * 10, "cannot open")])
+def test_bad_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(DfdcError) as e:
+        read_video(path)
+    assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_truncated_video_is_an_error_or_a_shorter_read(sample_dir, tmp_path):
+    data = (sample_dir / "knqhpwoigk.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DfdcError) as e:
+        read_video(cut)
+    assert str(cut) in str(e.value)
