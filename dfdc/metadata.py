@@ -1,4 +1,4 @@
-"""DFDC labels as one table, from a part folder, a root of part folders, or a lone sample folder.
+"""DFDC labels as one table, from a folder with a metadata.json or a root of such folders (parts).
 
 DFDC ships 50 folders `dfdc_train_part_N`, each holding videos and a `metadata.json` mapping
 "x.mp4" -> {"label": "REAL"|"FAKE", "split": "train", "original": "y.mp4"|null}. Every fake is
@@ -6,7 +6,11 @@ made from one real video (its original), so the fake and its original share a `c
 must never split a cluster, or validation sees the very face it was trained on.
 
 Bad data is reported, not hidden: each kind of problem is counted in `df.attrs["problems"]` and
-told in one warning line per metadata file; only a folder without metadata.json is an error.
+told in one warning line per metadata file; only a root with no metadata.json at all is an error.
+
+A root's sub-folders with a metadata.json are its parts, whatever their names: `dfdc_train_part_N`
+keeps its number N, other names (one dataset or identity group each) are numbered in name order;
+the `folder` column names each row's folder, so folds can keep a folder whole (`by="part"`).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PART_RE = re.compile(r"dfdc_train_part_(\d+)")
 LABELS = ("REAL", "FAKE")
-COLUMNS = ["path", "name", "part", "label", "original", "cluster"]
+COLUMNS = ["path", "name", "part", "folder", "label", "original", "cluster"]
 NO_PART = -1  # the part of a folder not named dfdc_train_part_N (e.g. train_sample_videos)
 
 # What each problem kind means, for the warning lines; rows of the first three kinds are dropped.
@@ -40,6 +44,7 @@ PROBLEMS = {
     "unlisted_file": "videos on disk not in metadata.json, ignored",
     "fake_without_original": "FAKE entries without an original, kept as their own cluster",
     "missing_original": "FAKE entries whose original is not in the data, kept",
+    "no_metadata": "sub-folders without metadata.json, skipped",
 }
 
 
@@ -63,7 +68,7 @@ def read_metadata(root: str | Path, parts: str | Iterable[int] | None = None) ->
     root = Path(root)
     rows: list[dict] = []
     problems: Counter[str] = Counter()
-    for part, folder in _folders(root, parts):
+    for part, folder in _folders(root, parts, problems):
         _read_folder(folder, part, rows, problems)
     df = pd.DataFrame(rows, columns=COLUMNS).astype({"part": int})
     _check_originals(df, root, problems)
@@ -75,8 +80,9 @@ def read_metadata(root: str | Path, parts: str | Iterable[int] | None = None) ->
     return df
 
 
-def _folders(root: Path, parts: str | Iterable[int] | None) -> list[tuple[int, Path]]:
-    """(part number, folder) pairs to read: the root itself, or its selected part folders."""
+def _folders(root: Path, parts: str | Iterable[int] | None, problems: Counter[str]) -> list[tuple[int, Path]]:
+    """(part number, folder) pairs to read: the root itself, or its (selected) sub-folders that hold a
+    metadata.json; a sub-folder without one is told in a warning line and skipped."""
     if not root.is_dir():
         raise DfdcError("not a folder", root)
     if (root / "metadata.json").is_file():
@@ -85,17 +91,27 @@ def _folders(root: Path, parts: str | Iterable[int] | None) -> list[tuple[int, P
                             "this one holds a single metadata.json", root)
         m = PART_RE.fullmatch(root.name)
         return [(int(m[1]) if m else NO_PART, root)]
-    found = {int(m[1]): p for p in root.iterdir() if p.is_dir() and (m := PART_RE.fullmatch(p.name))}
-    if not found:
-        raise DfdcError("no metadata.json and no dfdc_train_part_N folders here", root)
-    wanted = sorted(found) if parts is None else parse_parts(parts) if isinstance(parts, str) else sorted(set(parts))
-    missing = [n for n in wanted if n not in found]
-    if missing:
-        raise DfdcError(f"parts not found: {_ranges(missing)} (have {_ranges(sorted(found))})", root)
-    for n in wanted:
-        if not (found[n] / "metadata.json").is_file():
-            raise DfdcError("no metadata.json in this part folder", found[n])
-    return [(n, found[n]) for n in wanted]
+    subs = sorted(p for p in root.iterdir() if p.is_dir())
+    with_meta = [p for p in subs if (p / "metadata.json").is_file()]
+    numbered = {int(m[1]): p for p in subs if (m := PART_RE.fullmatch(p.name))}
+    if not with_meta and not numbered:
+        raise DfdcError("no metadata.json here, nor in any sub-folder (a DFDC part or dataset folder holds one)", root)
+    if numbered and len(numbered) == len(subs):  # DFDC's own layout: parts by number
+        wanted = sorted(numbered) if parts is None else parse_parts(parts) if isinstance(parts, str) else sorted(set(parts))
+        missing = [n for n in wanted if n not in numbered]
+        if missing:
+            raise DfdcError(f"parts not found: {_ranges(missing)} (have {_ranges(sorted(numbered))})", root)
+        for n in wanted:
+            if not (numbered[n] / "metadata.json").is_file():
+                raise DfdcError("no metadata.json in this part folder", numbered[n])
+        return [(n, numbered[n]) for n in wanted]
+    if parts is not None:
+        raise DfdcError("a part selection needs a folder of dfdc_train_part_N folders only", root)
+    skipped = [p.name for p in subs if p not in with_meta]
+    if skipped:
+        problems["no_metadata"] += len(skipped)
+        log.warning("%s: %d %s (e.g. %s)", root, len(skipped), PROBLEMS["no_metadata"], ", ".join(skipped[:3]))
+    return list(enumerate(with_meta))
 
 
 def _read_folder(folder: Path, part: int, rows: list[dict], problems: Counter[str]) -> None:
@@ -125,7 +141,7 @@ def _read_folder(folder: Path, part: int, rows: list[dict], problems: Counter[st
             if label == "FAKE" and not (isinstance(original, str) and original):
                 here["fake_without_original"].append(name)
                 original = None
-            rows.append({"path": str(folder / name), "name": name, "part": part, "label": label,
+            rows.append({"path": str(folder / name), "name": name, "part": part, "folder": folder.name, "label": label,
                          "original": original, "cluster": original or name})
             seen.add(name)
     here["unlisted_file"] = sorted(on_disk - entries.keys())

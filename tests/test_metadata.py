@@ -104,7 +104,7 @@ def test_broken_data_is_counted_not_dropped_silently(tmp_path: Path, caplog: pyt
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DfdcError, match="not a folder"):
         read_metadata(tmp_path / "nope")
-    with pytest.raises(DfdcError, match="no metadata.json and no dfdc_train_part_N") as err:
+    with pytest.raises(DfdcError, match="no metadata.json here, nor in any sub-folder") as err:
         read_metadata(tmp_path)
     assert err.value.path == tmp_path
     (tmp_path / "dfdc_train_part_3").mkdir()
@@ -151,3 +151,24 @@ def test_fold_errors() -> None:
         assign_folds(df, k=5)
     with pytest.raises(DfdcError, match="unknown fold grouping"):
         assign_folds(df, by="label")
+
+
+def test_named_folders_are_parts_and_bad_ones_are_told_in_one_line(tmp_path: Path, caplog) -> None:
+    """A root like ../shared/data/real: one folder per identity group, any names."""
+    make_part(tmp_path / "celebdf", dict([real("a.mp4"), fake("b.mp4", "a.mp4")]))
+    make_part(tmp_path / "ffpp_1_2", {**dict([real("c.mp4"), fake("d.mp4", "c.mp4")]),
+                                      "e.mp4": {"label": "MAYBE"}, "gone.mp4": {"label": "REAL"}}, ["c.mp4", "d.mp4"])
+    make_part(tmp_path / "broken", "{not json", ["x.mp4"])
+    (tmp_path / "no_metadata").mkdir()
+    with caplog.at_level("WARNING"):
+        df = read_metadata(tmp_path)
+    assert df["name"].tolist() == ["a.mp4", "b.mp4", "c.mp4", "d.mp4"]
+    assert df.groupby("folder")["part"].nunique().eq(1).all() and df["part"].nunique() == 2
+    assert set(df["folder"]) == {"celebdf", "ffpp_1_2"}
+    lines = [r.getMessage() for r in caplog.records]
+    for needle in ("not a JSON", "without a REAL/FAKE label", "missing on disk", "without metadata.json"):
+        assert sum(needle in line for line in lines) == 1, (needle, lines)
+    with pytest.raises(DfdcError, match="part selection needs a folder of dfdc_train_part_N folders only"):
+        read_metadata(tmp_path, "0")
+    folds = assign_folds(df, k=2, by="part")
+    assert folds.groupby("folder")["fold"].nunique().eq(1).all()  # a folder is never split

@@ -53,7 +53,7 @@ from ..video.sampling import get_sampling
 
 log = logging.getLogger("dfdc")
 
-INDEX_COLUMNS = ["video", "label", "original", "cluster", "part", "n_faces", "n_tracks", "status",
+INDEX_COLUMNS = ["video", "label", "original", "cluster", "part", "folder", "n_faces", "n_tracks", "status",
                  "boxes_from", "error"]
 FINAL = ("done", "dropped")  # statuses a later run skips; "failed" is tried again
 
@@ -108,8 +108,8 @@ def run_extract(data_root: str | Path, out: str | Path, parts: str | None = None
                 seed: int = 0, detector: str = DETECTOR) -> dict:
     """Fill the cache at `out` with the faces of the labelled videos under `data_root`.
 
-    Returns (and prints) the summary: videos, done, skipped, dropped, failed, missing_original,
-    plus the metadata problems. A bad video is counted and never stops the others.
+    Returns (and prints) the summary: videos, done, skipped, dropped, failed, fake_boxes (how many fakes
+    were not cropped at their original's boxes as they are, by reason) and the metadata problems. A bad video is counted and never stops the others.
     """
     settings = Settings(frames, size, margin, min_faces, sampling, seed, detector)
     settings.check()
@@ -119,8 +119,8 @@ def run_extract(data_root: str | Path, out: str | Path, parts: str | None = None
         parse_shard(shard)
     detector_files(detector, weights)  # wrong weights fail now, in one line, not once per video
     out = Path(out)
+    table = read_metadata(data_root, parts)  # before the cache exists: bad data leaves no folder behind
     _claim(out, settings)
-    table = read_metadata(data_root, parts)
     problems = table.attrs.get("problems", {})
     table = select_shard(table, shard)
     table = table.astype(object).where(table.notna(), None)  # JSON-ready: None, not NaN
@@ -131,15 +131,16 @@ def run_extract(data_root: str | Path, out: str | Path, parts: str | None = None
         for results in _map_clusters(clusters, out, settings, weights, workers):
             for result in results:
                 counts[result["status"]] += 1
-                fresh = result["status"] != "skipped"
-                counts["missing_original"] += fresh and result["label"] == "FAKE" and result["boxes_from"] == "self"
+                if result["status"] != "skipped" and result["label"] == "FAKE" and result["boxes_from"] != "original":
+                    counts[f"boxes: {result['boxes_from']}"] += 1
                 if result["status"] == "failed":
                     log.warning("%s", result["error"])
             bar.set_postfix({k: counts[k] for k in ("done", "skipped", "dropped", "failed")}, refresh=False)
             bar.update(len(results))
     write_index(out)
     summary = {"videos": len(table), **{k: counts[k] for k in ("done", "skipped", "dropped", "failed")},
-               "missing_original": counts["missing_original"], "problems": dict(problems)}
+               "fake_boxes": {k.removeprefix("boxes: "): n for k, n in sorted(counts.items()) if k.startswith("boxes: ")},
+               "problems": dict(problems)}
     print(format_summary(summary, out))
     return summary
 
@@ -148,8 +149,9 @@ def format_summary(summary: dict, out: Path) -> str:
     """One line a person reads at the end of a run."""
     line = (f"extract: {summary['videos']} videos: {summary['done']} done, {summary['skipped']} skipped "
             f"(already in the cache), {summary['dropped']} dropped (< min faces), {summary['failed']} failed")
-    if summary["missing_original"]:
-        line += f", {summary['missing_original']} fakes cropped at their own boxes (original missing or unreadable)"
+    if summary["fake_boxes"]:
+        line += "; fakes not cropped at their original's boxes as they are: " + ", ".join(
+            f"{n} {why}" for why, n in summary["fake_boxes"].items())
     if summary["problems"]:
         line += "; metadata: " + ", ".join(f"{k} {v}" for k, v in summary["problems"].items())
     return f"{line} -> {out}"
@@ -220,11 +222,13 @@ class Source:
     indices: np.ndarray
     tracks: list[Track]
     size: tuple[int, int]
+    total: int  # frames in the original: a fake of another length is not frame-aligned with it
 
     @classmethod
     def from_json(cls, faces: dict) -> "Source":
         tracks = [Track.from_dict(t) for t in faces["tracks"]]
-        return cls(np.asarray(faces["sampled_frames"], np.int64), tracks, (faces["width"], faces["height"]))
+        return cls(np.asarray(faces["sampled_frames"], np.int64), tracks, (faces["width"], faces["height"]),
+                   int(faces["frames_in_video"]))
 
 
 class Extractor:
@@ -245,23 +249,26 @@ class Extractor:
         """Original first, then its fakes at the original's boxes; one result per video."""
         originals = [r for r in rows if r["label"] == "REAL" and r["name"] == r["cluster"]]
         fakes = [r for r in rows if r not in originals]
-        results, source = [], None
+        results, source = [], "self: original not in the data"
         for row in originals:  # at most one
             results.append(self._video(row, None))
             source = self._source(row["name"])
         results += [self._video(row, source) for row in fakes]
         return results
 
-    def _source(self, name: str) -> Source | None:
-        """The original as its cache entry saw it (fresh or from an earlier run), if it has faces."""
+    def _source(self, name: str) -> Source | str:
+        """The original as its cache entry saw it (fresh or from an earlier run), or why it cannot serve."""
         faces = self._folder(name) / "faces.json"
-        return Source.from_json(json.loads(faces.read_text())) if faces.is_file() else None
+        if not faces.is_file():
+            return "self: original unreadable"
+        source = Source.from_json(json.loads(faces.read_text()))
+        return source if source.tracks else "self: no face found in the original"
 
     def _folder(self, name: str) -> Path:
         return self.out / "videos" / Path(name).stem
 
-    def _video(self, row: dict, source: Source | None) -> dict:
-        entry = {"video": row["name"], **{k: row[k] for k in ("label", "original", "cluster", "part")},
+    def _video(self, row: dict, source: Source | str | None) -> dict:
+        entry = {"video": row["name"], **{k: row[k] for k in ("label", "original", "cluster", "part", "folder")},
                  "n_faces": 0, "n_tracks": 0, "status": "failed", "boxes_from": None, "error": None}
         stem = Path(row["name"]).stem
         before = read_entry(self._folder(row["name"]))
@@ -284,18 +291,27 @@ class Extractor:
                 log.warning("%s: could not record the failure (%s)", row["path"], e2)
         return entry
 
-    def _faces(self, path: Path, row: dict, source: Source | None) -> tuple[Faces, str]:
-        """The video's faces, at its original's boxes when there is one; and where the boxes came from."""
+    def _faces(self, path: Path, row: dict, source: Source | str | None) -> tuple[Faces, str]:
+        """The video's faces, at its original's boxes when there is one (scaled where the fake was saved
+        at another frame size); and where the boxes came from ("self: <why not the original's>")."""
         s = self.settings
-        if source is not None and row["label"] == "FAKE":
+        if isinstance(source, Source) and row["label"] == "FAKE":
             video = read_video(path, indices=source.indices)
-            if video.size == source.size:
-                tracks = _at_frames(source.tracks, video.indices)
-                return Faces(video, tracks, crop_tracks(video, tracks, s.size, s.margin)), "original"
-        else:
-            rng = np.random.default_rng([s.seed, zlib.crc32(row["name"].encode())])
-            video = read_video(path, s.frames, s.sampling, rng)
-        return find_faces(video, self.detector, s.size, s.margin), "self"
+            tracks = _at_frames(source.tracks, video.indices)
+            boxes_from = "original"
+            if video.size != source.size:
+                tracks = [_scaled(t, video.size[0] / source.size[0], video.size[1] / source.size[1]) for t in tracks]
+                boxes_from = "original, scaled to the fake's frame size"
+            if abs(video.total - source.total) > 1:  # another clip (or a mislabelled pair): boxes would miss
+                source = "self: frame count differs from the original's"
+            elif tracks:
+                return Faces(video, tracks, crop_tracks(video, tracks, s.size, s.margin)), boxes_from
+            else:
+                source = "self: the fake lacks the original's sampled frames"
+        rng = np.random.default_rng([s.seed, zlib.crc32(row["name"].encode())])
+        video = read_video(path, s.frames, s.sampling, rng)
+        reason = source if isinstance(source, str) and row["label"] == "FAKE" else "self"
+        return find_faces(video, self.detector, s.size, s.margin), reason
 
 
 def read_entry(folder: Path) -> dict | None:
@@ -356,3 +372,9 @@ def _at_frames(tracks: list[Track], indices: np.ndarray) -> list[Track]:
         if kept.indices:
             cut.append(kept)
     return cut
+
+
+def _scaled(track: Track, sx: float, sy: float) -> Track:
+    """The track with its boxes scaled to another frame size (a fake saved at 832x480 of a 854x480 original)."""
+    return Track(track.id, list(track.indices), [b * np.float32([sx, sy, sx, sy]) for b in track.boxes],
+                 list(track.scores), list(track.detected))

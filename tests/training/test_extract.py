@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from helpers import CACHE_SETTINGS as SETTINGS
 
@@ -169,9 +170,9 @@ def test_bad_input_is_counted_and_does_not_stop_the_run(built, weights_dir, tmp_
     summary = run_extract(root, cache, weights=weights_dir, **SETTINGS)
     assert summary["videos"] == len(cluster) + 2 and summary["skipped"] == len(cluster)
     assert summary["done"] == 1 and summary["failed"] == 1  # orphan done at its own boxes, broken failed
-    assert summary["missing_original"] == 1
+    assert summary["fake_boxes"] == {"self: original not in the data": 1}
     assert summary["problems"] == {"unknown_label": 1, "missing_original": 1}
-    assert entry(cache, "orphan.mp4")["boxes_from"] == "self"
+    assert entry(cache, "orphan.mp4")["boxes_from"] == "self: original not in the data"
     failed = entry(cache, "broken.mp4")
     assert failed["status"] == "failed" and "broken.mp4" in failed["error"] and "\n" not in failed["error"]
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -187,3 +188,24 @@ def test_settings_are_checked_and_kept(built, weights_dir, tmp_path):
         run_extract(built / "sample", built / "cache", weights=weights_dir, **{**SETTINGS, "size": 128})
     with pytest.raises(DfdcError, match="shard"):
         run_extract(built / "sample", tmp_path / "b", shard="3/2", weights=weights_dir, **SETTINGS)
+
+
+def test_fake_of_another_frame_size_is_cropped_at_its_originals_boxes_scaled(shared, weights_dir, tmp_path):
+    """FaceForensics++ 469_481: the original is 854x480, its NeuralTextures fake 832x480 (same 414 frames)."""
+    pair = shared / "data" / "real" / "ffpp_469_481"
+    original, fake = "original-youtube_c23_469.mp4", "NeuralTextures_c23_469_481.mp4"
+    root = tmp_path / "pair"
+    root.mkdir()
+    for name in (original, fake):
+        shutil.copy(pair / name, root / name)
+    (root / "metadata.json").write_text(json.dumps({original: {"label": "REAL", "original": None},
+                                                    fake: {"label": "FAKE", "original": original}}))
+    summary = run_extract(root, tmp_path / "cache", weights=weights_dir, frames=6, size=64, min_faces=3)
+    assert summary["done"] == 2 and summary["fake_boxes"] == {"original, scaled to the fake's frame size": 1}
+    mine = json.loads((tmp_path / "cache" / "videos" / Path(fake).stem / "faces.json").read_text())
+    theirs = json.loads((tmp_path / "cache" / "videos" / Path(original).stem / "faces.json").read_text())
+    assert (mine["width"], theirs["width"]) == (832, 854)
+    assert mine["sampled_frames"] == theirs["sampled_frames"]
+    ratio = np.array(mine["tracks"][0]["boxes"]) / np.array(theirs["tracks"][0]["boxes"])
+    np.testing.assert_allclose(ratio[:, [0, 2]], 832 / 854, rtol=2e-3)  # x scaled (boxes rounded to 0.1 px)
+    np.testing.assert_allclose(ratio[:, [1, 3]], 1.0, rtol=2e-3)  # y as it was
