@@ -129,6 +129,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cv(args: argparse.Namespace) -> int:
+    from .training.cv import CVConfig, run_cv
+
+    cfg = CVConfig(folds=args.folds, by=args.fold_by, backbone=args.backbone, pretrained=args.pretrained,
+                   pooling=args.pooling, size=args.size, C=args.C, seed=args.seed, device=args.device,
+                   batch_size=args.batch_size)
+    s = run_cv(args.cache, args.out, cfg)
+    for name in ("raw", "calibrated"):
+        t = s["pooled"][name]
+        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
+        print(f"cv ({name}, out-of-fold, {t['n']} videos, {s['folds_k']} folds grouped by {s['grouped_by']}): "
+              f"balanced log loss {t['balanced_log_loss']:.4f}, log loss {t['log_loss']:.4f}, AUC {auc}, "
+              f"accuracy {t['accuracy']:.3f}")
+    print(f"cv: aggregation {s['aggregation']}, calibration {s['calibration']['method']}; final model {s['model']}, "
+          f"fold models {args.out / 'folds'}; per fold and per folder in {args.out / 'cv.json'}")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from .training.calibrate import calibrate_run
 
@@ -266,6 +284,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.set_defaults(run=_train)
+
+    p = sub.add_parser("cv", help="grouped cross-validation on a face cache: out-of-fold scores, calibration, models",
+                       parents=parents("device"))
+    p.add_argument("cache", type=Path, help="a face cache of dfdc extract")
+    p.add_argument("--out", type=Path, required=True, help="the run folder")
+    p.add_argument("--folds", type=int, help="K (default: one per folder when grouping by part, else 5)")
+    p.add_argument("--fold-by", choices=["part", "cluster"], default="part",
+                   help="part: a folder of the data root is never split; cluster: an original and its fakes")
+    p.add_argument("--backbone", default="tf_efficientnet_lite0", help="a timm model name (frozen)")
+    p.add_argument("--pretrained", default="lite0", help='"lite0" or a state dict file for the backbone')
+    p.add_argument("--pooling", default="multiscale", help="last or multiscale: what the head sees")
+    p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
+    p.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic head")
+    p.add_argument("--batch-size", type=int, default=32, help="crops per backbone call")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_cv)
 
     p = sub.add_parser("calibrate", help="fit a run's calibrator on its validation predictions")
     p.add_argument("run_dir", metavar="RUN", type=Path, help="a run folder of dfdc train")

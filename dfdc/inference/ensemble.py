@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import DfdcError
-from ..models.checkpoint import CheckpointConfig, load_checkpoint
+from ..models.checkpoint import CheckpointConfig, checkpoint_files, load_checkpoint
 from ..scores.calibration import Calibrator
 
 
@@ -40,15 +40,19 @@ class Member:
 
 
 def load_members(paths: list[Path], weights: list[float] | None, device: torch.device) -> list[Member]:
-    """The ensemble's checkpoints: half precision on CUDA, channels_last on CPU, eval mode."""
+    """The ensemble's checkpoints (files, or folders of them): half precision on CUDA, channels_last
+    on CPU, eval mode. Each is named by its file, with its folder where two files share a name."""
+    paths = checkpoint_files(paths)
     if weights is not None and len(weights) != len(paths):
         raise DfdcError(f"{len(weights)} ensemble weights for {len(paths)} checkpoints")
+    names = [p.name for p in paths]
     members = []
     for i, path in enumerate(paths):
         model, config = load_checkpoint(path, device)
         model = model.half() if device.type == "cuda" else model.to(memory_format=torch.channels_last)
         calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
-        members.append(Member(Path(path).name, model, config, calibrator, weights[i] if weights else 1.0))
+        name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
+        members.append(Member(name, model, config, calibrator, weights[i] if weights else 1.0))
     return members
 
 

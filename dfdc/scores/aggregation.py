@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
+from scipy import special, stats
 
 from ..defaults import AGGREGATION
 from ..errors import DfdcError
@@ -16,6 +17,7 @@ REAL_T = 0.2  # a frame below this is confidently REAL
 MIN_FAKE_FRAMES = 11  # need MORE than this many confident FAKE frames ...
 FAKE_SHARE = 0.4  # ... and more than this share of all frames
 REAL_SHARE = 0.9  # else: more than this share of confident REAL frames
+TRIM = 0.1  # trimmed: the share of frames left out at each end
 
 
 def mean_score(p: np.ndarray) -> float:
@@ -40,9 +42,23 @@ def confident_score(p: np.ndarray) -> float:
     return float(np.mean(p))
 
 
+def trimmed_score(p: np.ndarray) -> float:
+    """The mean of the middle 80% of frames: a few frames with a bad crop or a blink decide nothing."""
+    return float(stats.trim_mean(p, TRIM))
+
+
+def logit_mean_score(p: np.ndarray) -> float:
+    """The sigmoid of the mean logit: frame evidence adds up as a logistic head's does, so many
+    mildly FAKE frames outweigh one confidently REAL one."""
+    z = np.log(np.clip(p, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(p, 1e-6, 1 - 1e-6))
+    return float(special.expit(z.mean()))
+
+
 AGGREGATIONS: dict[str, Callable[[np.ndarray], float]] = {
     "mean": mean_score,
     "confident": confident_score,
+    "trimmed": trimmed_score,
+    "logit_mean": logit_mean_score,
 }
 
 

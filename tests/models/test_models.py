@@ -55,7 +55,7 @@ def test_registry_names_and_recorded_arguments() -> None:
     model = create_model("frame", backbone=TINY, dropout=0.1)
     assert model.model_name == "frame" and model.kind == "frame"
     # every shaping argument with its default filled in; the weights source is not an argument of the shape
-    assert model.model_kwargs == {"backbone": TINY, "dropout": 0.1, "drop_path_rate": 0.0}
+    assert model.model_kwargs == {"backbone": TINY, "dropout": 0.1, "drop_path_rate": 0.0, "pooling": "last"}
     spatial = create_model("sequence_spatial", backbone=TINY)
     assert spatial.kind == "sequence"
     assert spatial.model_kwargs["spatial"] is True and spatial.model_kwargs["features"] == 32

@@ -16,7 +16,20 @@ def frames(*groups: tuple[int, float]) -> np.ndarray:
 
 
 def test_registry_names() -> None:
-    assert set(AGGREGATIONS) == {"mean", "confident"}
+    assert set(AGGREGATIONS) == {"mean", "confident", "trimmed", "logit_mean"}
+
+
+def test_trimmed_ignores_a_few_outlying_frames() -> None:
+    p = frames((1, 0.0), (18, 0.6), (1, 1.0))  # a blink and a bad crop at the ends
+    assert track_score(p, "trimmed") == pytest.approx(0.6)
+    assert track_score(p, "mean") == pytest.approx(0.59)
+
+
+def test_logit_mean_adds_frame_evidence() -> None:
+    p = frames((9, 0.8), (1, 0.01))
+    z = 9 * np.log(4) + np.log(0.01 / 0.99)
+    assert track_score(p, "logit_mean") == pytest.approx(1 / (1 + np.exp(-z / 10)))
+    assert track_score(np.array([0.0, 1.0]), "logit_mean") == pytest.approx(0.5)  # finite at 0 and 1
 
 
 def test_mean() -> None:
