@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from ..errors import DfdcError
 from ..models.checkpoint import CheckpointConfig, checkpoint_files, load_checkpoint
+from ..models.clips import clip_windows
 from ..scores.calibration import Calibrator
 
 
@@ -67,17 +68,6 @@ def _normalise(crops: np.ndarray, member: Member, device: torch.device) -> torch
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def clips(n: int, length: int) -> list[np.ndarray]:
-    """Index windows of `length` consecutive crops covering n crops (the last aligned to the end;
-    fewer than `length` crops are padded by repeating the last one)."""
-    if n <= length:
-        return [np.minimum(np.arange(length), n - 1)]
-    starts = list(range(0, n - length + 1, length))
-    if starts[-1] != n - length:
-        starts.append(n - length)
-    return [np.arange(s, s + length) for s in starts]
-
-
 @torch.inference_mode()
 def score_tracks(member: Member, tracks: list[list[np.ndarray]], batch_size: int,
                  device: torch.device) -> list[list[np.ndarray]]:
@@ -86,9 +76,9 @@ def score_tracks(member: Member, tracks: list[list[np.ndarray]], batch_size: int
     Crops of all the videos passed in are batched together, so a GPU sees full batches.
     """
     if member.kind == "sequence":
-        length = member.config.frames
-        units = [crops[w] for video in tracks for crops in video for w in clips(len(crops), length)]
-        counts = [[len(clips(len(crops), length)) for crops in video] for video in tracks]
+        length = member.config.clip_frames
+        units = [crops[w] for video in tracks for crops in video for w in clip_windows(len(crops), length)]
+        counts = [[len(clip_windows(len(crops), length)) for crops in video] for video in tracks]
         per_batch = max(1, batch_size // length)
     else:
         units = [crop for video in tracks for crops in video for crop in crops]
@@ -119,7 +109,7 @@ def warm_up(member: Member, device: torch.device) -> float:
     """Seconds per crop of a first small batch: a safe (high) first estimate for the time governor,
     and on CUDA it leaves the kernels chosen before the clock matters."""
     size = member.config.input_size
-    n = member.config.frames if member.kind == "sequence" else 8
+    n = member.config.clip_frames if member.kind == "sequence" else 8
     crops = np.zeros((n, size, size, 3), np.uint8)
     start = time.monotonic()
     score_tracks(member, [[crops]], n, device)

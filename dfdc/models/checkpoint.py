@@ -36,11 +36,17 @@ class CheckpointConfig:
     input_size: int  # square crop side, pixels
     mean: list[float]  # per-channel normalisation of RGB in [0, 1]
     std: list[float]
-    frames: int  # frames per video (the clip length T for sequence models)
+    frames: int  # frames sampled evenly per video, as the face cache it was trained on
     margin: float = CROP_MARGIN  # fraction of the face box's side added on each side of the crop (as dfdc faces)
     aggregation: str = AGGREGATION  # how predict turns frame or clip scores into a video score, as validation did
+    clip_length: int | None = None  # sequence models: T consecutive samples per clip (models/clips.py)
     calibrator: dict[str, Any] | None = None  # opaque, from the calibration module
     training: dict[str, Any] = field(default_factory=dict)  # data, epochs, validation scores...
+
+    @property
+    def clip_frames(self) -> int:
+        """T of a sequence model's clips (checkpoints from before clip_length: its `frames`)."""
+        return self.clip_length or self.frames
 
     @classmethod
     def for_model(cls, model: nn.Module, **overrides: Any) -> CheckpointConfig:

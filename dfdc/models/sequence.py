@@ -13,7 +13,7 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from ..defaults import CLIP_FRAMES
+from ..defaults import CACHE_FRAMES, CLIP_FRAMES
 from .backbones import Pretrained, backbone_config, create_backbone, pooled_features
 from .convlstm import ConvLSTM
 from .registry import register_model
@@ -51,8 +51,8 @@ class SequenceModel(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(head, 1),
         )
-        # T, the clip length it is trained and run with.
-        self.default_config = {**backbone_config(self.encoder), "frames": CLIP_FRAMES}
+        # Clips of T consecutive samples out of `frames` evenly sampled per video (models/clips.py).
+        self.default_config = {**backbone_config(self.encoder), "frames": CACHE_FRAMES, "clip_length": CLIP_FRAMES}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from ..errors import DfdcError
 from ..faces.sheet import contact_sheet
 from ..metadata import assign_folds
+from ..models.clips import clip_windows
 from .augment import ClipAugment, denormalise
 
 Transform = Callable[[np.ndarray, np.random.Generator], torch.Tensor]
@@ -37,12 +38,14 @@ def read_index(cache: str | Path) -> pd.DataFrame:
     return done
 
 
-def split_folds(index: pd.DataFrame, fold: int, folds: int = 5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, val) with fold `fold` of `folds` as validation, grouped by cluster so a fake and its
-    original never sit on both sides; the same index and seed give the same split."""
+def split_folds(index: pd.DataFrame, fold: int, folds: int = 5, seed: int = 0,
+                by: str = "cluster") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, val) with fold `fold` of `folds` as validation, grouped by cluster (a fake and its
+    original never sit on both sides) or by part (a folder of the data root is never split); the
+    same index and seed give the same split."""
     if not 0 <= fold < folds:
         raise DfdcError(f"fold must be within 0..{folds - 1}, not {fold}")
-    val = assign_folds(index, k=folds, by="cluster", seed=seed)["fold"] == fold
+    val = assign_folds(index, k=folds, by=by, seed=seed)["fold"] == fold
     return index[~val].reset_index(drop=True), index[val].reset_index(drop=True)
 
 
@@ -89,27 +92,39 @@ class _CacheDataset(Dataset):
 
 
 class ClipDataset(_CacheDataset):
-    """(T, C, H, W) clips of T consecutive sampled frames of a video's main track, and the label.
+    """(T, C, H, W) clips of T consecutive sampled frames of a video's main track, and the label
+    (models/clips.py: the same clips `dfdc predict` cuts).
 
-    Training clips start anywhere in the track; evaluation clips (random_start=False) are centred.
+    Training: `clips_per_video` items per video, each at a random start. Evaluation
+    (random_start=False): every window of clip_windows, in video order, as predict scores them.
     A track shorter than T holds its last frame.
     """
 
     def __init__(self, cache: str | Path, index: pd.DataFrame | None = None, frames: int = 10,
-                 transform: Transform | None = None, random_start: bool = True) -> None:
+                 transform: Transform | None = None, random_start: bool = True, clips_per_video: int = 1) -> None:
         super().__init__(cache, index, transform)
         self.length, self.random_start = frames, random_start
-        self.labels = (self.index["label"] == "FAKE").to_numpy()
+        counts = self.index["n_faces"].to_numpy()
+        if random_start:
+            windows = [[None] * clips_per_video for _ in counts]
+        else:
+            windows = [clip_windows(int(n), frames) for n in counts]
+        self.items = [(v, w) for v, ws in enumerate(windows) for w in ws]
+        self.windows_per_video = np.array([len(ws) for ws in windows])
+        self.labels = (self.index["label"] == "FAKE").to_numpy()[[v for v, _ in self.items]]
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        folder, frames = self.frames(i)
-        spare = max(0, len(frames) - self.length)
-        start = int(self.rng().integers(0, spare + 1)) if self.random_start else spare // 2
-        picked = [frames[min(start + k, len(frames) - 1)] for k in range(self.length)]
-        return self.transform(self.load(folder, picked), self.rng()), self.label(i)
+        row, window = self.items[i]
+        folder, frames = self.frames(row)
+        if window is None:
+            spare = max(0, len(frames) - self.length)
+            start = int(self.rng().integers(0, spare + 1))
+            window = np.minimum(np.arange(start, start + self.length), len(frames) - 1)
+        picked = [frames[k] for k in window]
+        return self.transform(self.load(folder, picked), self.rng()), self.label(row)
 
 
 class FrameDataset(_CacheDataset):
@@ -133,9 +148,10 @@ class FrameDataset(_CacheDataset):
 
 
 class BalancedSampler(Sampler[int]):
-    """REAL and FAKE 1:1 each epoch, throwing nothing away: every item of the smaller class, and as
-    many of the larger, taken in turn from its shuffled items, so successive epochs go through all
-    of them. Deterministic given the seed and the epoch (advanced by each iteration, or set_epoch).
+    """REAL and FAKE 1:1 each epoch, using all the data: every item of the larger class once (DFDC
+    is ~84% FAKE), and as many of the smaller, taken in turn from its reshuffled items, so each of
+    them comes several times, with other frames and augmentations. Deterministic given the seed and
+    the epoch (advanced by each iteration, or set_epoch).
     """
 
     def __init__(self, labels: np.ndarray, seed: int = 0) -> None:
@@ -146,7 +162,7 @@ class BalancedSampler(Sampler[int]):
         self.seed, self.epoch = seed, 0
 
     def __len__(self) -> int:
-        return 2 * min(len(self.fake), len(self.real))
+        return 2 * max(len(self.fake), len(self.real))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -155,11 +171,12 @@ class BalancedSampler(Sampler[int]):
         epoch, self.epoch = self.epoch, self.epoch + 1
         fewer, more = sorted((self.real, self.fake), key=len)
         n, m = len(fewer), len(more)
-        start = epoch * n  # where this epoch starts in the endless stream of reshuffled larger class
-        rounds = range(start // m, (start + n - 1) // m + 1)
-        stream = np.concatenate([np.random.default_rng([self.seed, r]).permutation(more) for r in rounds])
-        taken = stream[start % m:start % m + n]
-        order = np.random.default_rng([self.seed, epoch, 1]).permutation(np.concatenate([fewer, taken]))
+        rest = m % n  # every smaller-class item m // n times, and `rest` more taken in turn across epochs
+        start = epoch * rest  # where this epoch starts in the endless stream of the reshuffled smaller class
+        rounds = range(start // n, (start + rest - 1) // n + 1) if rest else range(0)
+        stream = np.concatenate([np.random.default_rng([self.seed, r]).permutation(fewer) for r in rounds] or [[]])
+        taken = np.concatenate([np.tile(fewer, m // n), stream[start % n:start % n + rest]]).astype(int)
+        order = np.random.default_rng([self.seed, epoch, 1]).permutation(np.concatenate([more, taken]))
         return iter(order.tolist())
 
 

@@ -25,9 +25,10 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..defaults import AGGREGATION, CLIP_FRAMES, CROP_MARGIN, CROP_SIZE
+from ..defaults import AGGREGATION, CACHE_FRAMES, CLIP_FRAMES, CROP_MARGIN, CROP_SIZE
 from ..device import pick_device
 from ..errors import DfdcError
 from ..models import create_model
@@ -55,7 +56,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     fold: int = 0
-    folds: int = 5  # grouped by cluster: a fake and its original are never split
+    folds: int = 5
+    fold_by: str = "cluster"  # cluster: a fake and its original are never split; part: a folder never is
     time_limit: float | None = None
     device: str = "auto"
     seed: int = 0
@@ -100,14 +102,18 @@ def _device(name: str, rank: int) -> torch.device:
     return device
 
 
-def _datasets(cache: Path, cfg: TrainConfig, kind: str, mean, std, margin: float):
-    train_idx, val_idx = split_folds(read_index(cache), cfg.fold, cfg.folds)
+def _datasets(cache: Path, cfg: TrainConfig, kind: str, mean, std, margin: float, cached_frames: int):
+    """Training data (every crop, or cached_frames // T random clips per video) and validation
+    data (every crop, or every window predict will cut)."""
+    train_idx, val_idx = split_folds(read_index(cache), cfg.fold, cfg.folds, by=cfg.fold_by)
     if val_idx.empty or train_idx.empty:
         raise DfdcError(f"fold {cfg.fold} leaves an empty training or validation set", cache)
     aug = ClipAugment(cfg.size, tuple(mean), tuple(std), train=True, margin=margin)
     plain = ClipAugment(cfg.size, tuple(mean), tuple(std), train=False, margin=margin)
     if kind == "sequence":
-        return ClipDataset(cache, train_idx, cfg.frames, aug), ClipDataset(cache, val_idx, cfg.frames, plain, False)
+        per_video = max(1, cached_frames // cfg.frames)
+        return (ClipDataset(cache, train_idx, cfg.frames, aug, clips_per_video=per_video),
+                ClipDataset(cache, val_idx, cfg.frames, plain, random_start=False))
     return FrameDataset(cache, train_idx, aug), FrameDataset(cache, val_idx, plain)
 
 
@@ -116,12 +122,11 @@ def validate(model: nn.Module, data, cfg: TrainConfig, device: torch.device) -> 
     """One P(FAKE) per validation video: its clip's, or its frames' aggregated as predict will."""
     model.eval()
     loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=False, num_workers=0)
-    probs = torch.cat([torch.sigmoid(model(x.to(device)).float()).cpu() for x, _ in loader]).numpy()
-    if isinstance(data, FrameDataset):  # items run video by video: split the crops back by video
-        per_video = np.split(probs, np.cumsum(data.index["n_faces"].to_numpy())[:-1])
-        scores = [video_score([p], cfg.aggregation) for p in per_video]
-    else:
-        scores = probs
+    bar = tqdm(loader, desc="validation", unit="batch", leave=False, disable=None)
+    probs = torch.cat([torch.sigmoid(model(x.to(device)).float()).cpu() for x, _ in bar]).numpy()
+    # items run video by video (crops, or clip windows): split them back by video
+    counts = data.windows_per_video if isinstance(data, ClipDataset) else data.index["n_faces"].to_numpy()
+    scores = [video_score([p], cfg.aggregation) for p in np.split(probs, np.cumsum(counts)[:-1])]
     return pd.DataFrame({"video": data.index["video"], "label": (data.index["label"] == "FAKE").astype(int),
                          "p": np.asarray(scores, float)})
 
@@ -190,12 +195,20 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
 
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False).to(device)
-    clip_length = {"frames": cfg.frames} if model.kind == "sequence" else {}  # frame models keep theirs
+    # predict samples as many frames as the cache holds per video and, for a sequence model, cuts the
+    # same clips of T consecutive samples (models/clips.py): it sees what validation saw
+    cached_frames = int(settings.get("frames", CACHE_FRAMES))
+    clip_length = {"clip_length": cfg.frames} if model.kind == "sequence" else {}
     base_config = CheckpointConfig.for_model(model, input_size=cfg.size, margin=margin, aggregation=cfg.aggregation,
-                                             **clip_length)
+                                             frames=cached_frames, **clip_length)
     get_aggregation(cfg.aggregation)  # a wrong name fails before any work
-    train_data, val_data = _datasets(cache, cfg, model.kind, base_config.mean, base_config.std, margin)
+    train_data, val_data = _datasets(cache, cfg, model.kind, base_config.mean, base_config.std, margin, cached_frames)
     sampler = BalancedSampler(train_data.labels, cfg.seed)
+    if lead:
+        n_fake = int(train_data.labels.sum())
+        log.info("train: %d training items (%d FAKE, %d REAL) -> %d per epoch, REAL:FAKE 1:1; %d validation videos; "
+                 "folds grouped by %s", len(train_data), n_fake, len(train_data) - n_fake, len(sampler),
+                 len(val_data.index), cfg.fold_by)
     batches = ShardSampler(sampler, rank, world) if world > 1 else sampler
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.batch_size))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -233,7 +246,8 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
                             drop_last=False, persistent_workers=False)
         net.train()
         losses = []
-        for x, y in loader:
+        bar = tqdm(loader, desc=f"epoch {epoch}", unit="step", leave=False, disable=None if lead else True)
+        for x, y in bar:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=amp):
                 loss = loss_fn(net(x).float(), y)
@@ -245,6 +259,7 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
             scaler.update()
             scheduler.step()
             losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", refresh=False)
             if _past(cfg.time_limit, started, 0.0, world, device):
                 stopped = f"time limit: stopped inside epoch {epoch}"
                 break
@@ -281,6 +296,9 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
         dist.barrier()
         dist.destroy_process_group()
     return {"epochs_done": len(history), "best_val_log_loss": None if best == float("inf") else best,
+            "best_metric": "validation log loss, REAL and FAKE averaged (as on a 50/50 test set)",
+            "best_val_plain_log_loss": next((r["val_log_loss"] for r in history if r["val_balanced_log_loss"] == best),
+                                            None),
             "stopped": stopped, "best": str(best_path), "history": history}
 
 

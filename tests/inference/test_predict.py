@@ -33,7 +33,7 @@ def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("ckpt")
     return {
         "frame": _checkpoint(root / "frame.pt", "frame", frames=8),
-        "sequence": _checkpoint(root / "sequence.pt", "sequence_spatial", frames=4),
+        "sequence": _checkpoint(root / "sequence.pt", "sequence_spatial", frames=8, clip_length=4),
     }
 
 

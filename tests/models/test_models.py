@@ -85,7 +85,8 @@ def test_default_config_follows_the_backbone(backbone: str, mean: list, std: lis
     assert create_model("frame", backbone=backbone).default_config == {
         "input_size": 224, "mean": mean, "std": std, "frames": 32,
     }
-    assert create_model("sequence", backbone=backbone).default_config["frames"] == 10
+    sequence = create_model("sequence", backbone=backbone).default_config
+    assert (sequence["frames"], sequence["clip_length"]) == (15, 10)  # clips of 10 out of the cache's 15 samples
 
 
 # --- models -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from dfdc.models.clips import clip_windows
 from dfdc.training.augment import ClipAugment, denormalise
 from dfdc.training.dataset import (
     BalancedSampler,
@@ -29,23 +30,23 @@ def test_clip_batches_have_the_shape_and_labels_of_the_index(cache):
     data = ClipDataset(cache, frames=10, transform=ClipAugment(48))
     index = read_index(cache)
     assert len(data) == len(index) == 8
-    loader = DataLoader(data, batch_size=3, sampler=BalancedSampler(data.labels), num_workers=2)
+    loader = DataLoader(data, batch_size=3, sampler=BalancedSampler(data.labels), num_workers=2, drop_last=True)
     seen = []
     for x, y in loader:
         assert x.shape == (3, 10, 3, 48, 48) and x.dtype == torch.float32 and y.dtype == torch.float32
         seen += y.tolist()
-    assert sorted(seen) == [0.0] * 3 + [1.0] * 3  # 3 REAL, as many FAKE
+    assert len(seen) == 9 and 4 <= sum(seen) <= 5  # 5 FAKE once, the 3 REAL drawn 5 times in all: 10, 9 full
     for i in range(len(data)):
         assert data[i][1].item() == float(index.at[i, "label"] == "FAKE")
 
 
-def test_evaluation_clips_are_centred_and_repeatable(cache):
+def test_evaluation_clips_are_the_windows_and_repeatable(cache):
     data = ClipDataset(cache, frames=10, transform=ClipAugment(64, train=False), random_start=False)
-    a, b = data[0][0], data[0][0]
+    a, b = data[1][0], data[1][0]
     assert torch.equal(a, b)
-    folder, frames = data.frames(0)  # 12 frames: a centred clip of 10 starts at the 2nd
-    first = cv2.imread(str(folder / "crops" / f"t00_f{frames[1]:04d}.png"))[..., ::-1]
-    assert np.abs(denormalise(a[0]).astype(int) - first).max() <= 1
+    folder, frames = data.frames(0)  # 12 samples, clips of 10: windows start at the 1st and the 3rd
+    third = cv2.imread(str(folder / "crops" / f"t00_f{frames[2]:04d}.png"))[..., ::-1]
+    assert np.abs(denormalise(a[0]).astype(int) - third).max() <= 1
 
 
 def test_frame_dataset_gives_every_main_track_crop(cache):
@@ -68,25 +69,39 @@ def test_folds_never_split_a_cluster(cache):
     assert split_folds(index, 2, folds=3)[1].equals(val)  # the same split every time
 
 
-@pytest.mark.parametrize("n_real,n_fake", [(3, 7), (7, 3), (4, 4)])
-def test_sampler_is_one_to_one_and_goes_through_everything(n_real, n_fake):
+@pytest.mark.parametrize("n_real,n_fake", [(3, 7), (7, 3), (4, 4), (2, 11)])
+def test_epoch_uses_every_item_of_the_larger_class_and_balances_with_the_smaller(n_real, n_fake):
     labels = np.array([False] * n_real + [True] * n_fake)
     rng = np.random.default_rng(0)
     labels = labels[rng.permutation(len(labels))]
     sampler = BalancedSampler(labels, seed=5)
-    fewer = min(n_real, n_fake)
-    seen = set()
+    more, fewer = max(n_real, n_fake), min(n_real, n_fake)
+    major = bool(n_fake >= n_real)
     epochs = [list(sampler) for _ in range(3)]
     for order in epochs:
-        assert len(order) == len(sampler) == 2 * fewer
-        assert labels[order].sum() == fewer  # as many FAKE as REAL
-        seen |= set(order)
-    assert seen == set(range(len(labels)))  # three epochs reach every item of the larger class
+        assert len(order) == len(sampler) == 2 * more
+        assert labels[order].sum() == more  # as many FAKE as REAL
+        counts = np.bincount(order, minlength=len(labels))
+        assert (counts[labels == major] == 1).all()  # every item of the larger class, once
+        minor = counts[labels != major]  # the smaller class drawn in turn: each more / fewer times
+        assert minor.min() >= more // fewer and minor.max() <= -(-more // fewer)
     again = BalancedSampler(labels, seed=5)
     assert [list(again) for _ in range(3)] == epochs
     again.set_epoch(1)
     assert list(again) == epochs[1]
     assert list(BalancedSampler(labels, seed=6)) != epochs[0]
+
+
+def test_clips_are_the_windows_predict_cuts(cache):
+    """Validation clips are every window of models/clips.py over the cached samples, in order; training
+    draws clips_per_video random-start clips of the same length per video."""
+    index = read_index(cache)
+    val = ClipDataset(cache, index, frames=4, random_start=False)
+    assert list(val.windows_per_video) == [len(clip_windows(int(n), 4)) for n in index["n_faces"]]
+    assert len(val) == sum(val.windows_per_video)
+    train = ClipDataset(cache, index, frames=4, clips_per_video=3)
+    assert len(train) == 3 * len(index) and train.labels.sum() == 3 * (index["label"] == "FAKE").sum()
+    assert train[0][0].shape[0] == 4
 
 
 def test_augmentation_draws_once_per_clip():

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,8 +14,11 @@ import torch
 
 from dfdc.cli import main
 from dfdc.inference.evaluate import evaluate
+from dfdc.inference.predict import run_predict
 from dfdc.models.checkpoint import load_checkpoint
+from dfdc.models.clips import clip_windows
 from dfdc.training.calibrate import calibrate_run
+from dfdc.training.dataset import ClipDataset, read_index
 from dfdc.training.train import TrainConfig, train
 
 TINY = dict(model="frame", backbone="mobilenetv3_small_050", size=64, batch_size=16, lr=1e-3, workers=0, folds=3)
@@ -104,3 +108,30 @@ def test_calibrate_and_evaluate(cache, tmp_path, sample_dir, weights_dir):
     table = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     assert set(table.columns) >= {"video", "label", "p", "p_raw"} and len(table) == 5
     assert json.loads((tmp_path / "eval" / "scores.json").read_text())["raw"]["n"] == 5
+
+
+def test_predict_feeds_a_sequence_checkpoint_the_clips_it_was_trained_and_validated_on(built, tmp_path, weights_dir):
+    """One clip definition (models/clips.py): the checkpoint records the cache's frames per video (12)
+    and T (4); predict samples the same 12 frames of a video as the cache did and scores the same
+    windows of 4 consecutive samples that validation scored."""
+    cache = built / "cache"
+    cfg = TrainConfig(**{**TINY, "model": "sequence", "frames": 4, "size": 48, "epochs": 1})
+    train(cache, tmp_path / "run", cfg)
+    _, config = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert (config.frames, config.clip_length) == (12, 4)
+    report = tmp_path / "report"
+    run_predict(built / "sample", [tmp_path / "run" / "best.pt"], tmp_path / "s.csv", device="cpu",
+                report_dir=report, weights=weights_dir)
+    index = read_index(cache)
+    validation = ClipDataset(cache, index, frames=4, random_start=False)
+    checked = 0
+    for row, video in enumerate(index["video"]):
+        data = json.loads((report / f"{Path(video).stem}.json").read_text())
+        faces = json.loads((cache / "videos" / Path(video).stem / "faces.json").read_text())
+        if data["status"] != "ok" or data["tracks"][0]["frames"] != faces["tracks"][0]["frames"]:
+            continue  # a fake's cache entry holds its original's boxes; predict finds its own
+        assert data["sampled_frames"] == faces["sampled_frames"]  # the same 12 frames: the same stride
+        clips = data["members"][0]["track_probabilities"][0]
+        assert len(clips) == validation.windows_per_video[row] == len(clip_windows(len(faces["tracks"][0]["frames"]), 4))
+        checked += 1
+    assert checked >= 3
