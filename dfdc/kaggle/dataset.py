@@ -1,9 +1,11 @@
 """`dfdc kaggle build-dataset`: the utility dataset a kernel with the internet off installs dfdc from.
 
 One flat folder (`kaggle datasets version` skips sub-folders unless told to zip them):
-the dfdc wheel, the wheels of DATASET_WHEELS at the versions installed here, the BlazeFace
-weights, the checkpoints, and dataset-metadata.json. It is built beside OUT and renamed into
-place when complete, so OUT never holds half a dataset or a stale wheel of an earlier build.
+the dfdc wheel, the wheels of DATASET_WHEELS at the versions installed here (for the image's
+Python and platform; each wheel's tags are checked against them), the BlazeFace weights, the
+checkpoints, and dataset-metadata.json. It is built beside OUT and renamed into place when
+complete, so OUT never holds half a dataset or a stale wheel of an earlier build. Building needs
+no Kaggle account: the owner is the placeholder unless given, filled in by `upload-dataset`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from ..errors import DfdcError
 from ..faces.detector import detector_files, list_detectors
-from .image import DATASET_WHEELS, PLATFORMS, PYTHON_VERSION
+from . import OWNER_PLACEHOLDER
+from .image import DATASET_WHEELS, PLATFORMS, PYTHON
 from .metadata import DATASET_FILE, dataset_metadata
 
 PACKAGING = ("setup.py", "setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md")  # what a build reads
@@ -68,10 +71,36 @@ def pins() -> list[str]:
 
 def download_wheels(dest: Path, wheelhouse: Path | None = None) -> None:
     """The pinned wheels for the Kaggle image's platform: from PyPI, or only from `wheelhouse` (offline)."""
-    target = ["--only-binary=:all:", "--implementation", "cp", "--python-version", PYTHON_VERSION,
+    target = ["--only-binary=:all:", "--implementation", "cp", "--python-version", PYTHON,
               *(f"--platform={p}" for p in PLATFORMS)]
     source = ["--no-index", "--find-links", str(wheelhouse)] if wheelhouse else []
     _pip(["download", "--no-deps", "-q", *target, *source, "-d", str(dest), *pins()], "pip download")
+
+
+def image_tags() -> set:
+    """The wheel tags pip accepts on the image: its CPython (abi3 and pure wheels included) on its platforms."""
+    from packaging.tags import compatible_tags, cpython_tags
+
+    version = tuple(int(p) for p in PYTHON.split("."))
+    return {*cpython_tags(version, platforms=PLATFORMS),
+            *compatible_tags(version, f"cp{version[0]}{version[1]}", platforms=PLATFORMS)}
+
+
+def check_wheels(folder: Path) -> list[str]:
+    """Each wheel of `folder` that would not install on the image's Python, with its tags."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    accepted = image_tags()
+    problems = []
+    for wheel in sorted(folder.glob("*.whl")):
+        try:
+            tags = parse_wheel_filename(wheel.name)[3]
+        except InvalidWheelFilename:
+            problems.append(f"{wheel.name}: not a wheel's name")
+            continue
+        if not tags & accepted:
+            problems.append(f"{wheel.name}: does not install on the Kaggle image's CPython {PYTHON} (manylinux x86_64)")
+    return problems
 
 
 def _checked_checkpoints(checkpoints: list[Path]) -> list[Path]:
@@ -89,7 +118,7 @@ def _checked_checkpoints(checkpoints: list[Path]) -> list[Path]:
     return checkpoints
 
 
-def build_dataset(out: str | Path, owner: str, checkpoints: Sequence[str | Path] = (),
+def build_dataset(out: str | Path, owner: str = OWNER_PLACEHOLDER, checkpoints: Sequence[str | Path] = (),
                   weights: str | Path | None = None, wheelhouse: str | Path | None = None) -> list[Path]:
     """Build the utility dataset into the new or empty folder `out`; returns its files."""
     out = Path(out)
@@ -104,6 +133,9 @@ def build_dataset(out: str | Path, owner: str, checkpoints: Sequence[str | Path]
     try:
         build_wheel(staging)
         download_wheels(staging, Path(wheelhouse) if wheelhouse else None)
+        problems = check_wheels(staging)
+        if problems:
+            raise DfdcError(f"the dataset would not install on Kaggle: {'; '.join(problems)}")
         for path in [*weight_files, *ckpts]:
             shutil.copyfile(path, staging / path.name)
         (staging / DATASET_FILE).write_text(json.dumps(dataset_metadata(owner), indent=2) + "\n")

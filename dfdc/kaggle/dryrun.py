@@ -1,9 +1,13 @@
 """`dfdc kaggle dry-run`: run a kernel here as Kaggle would, so its mistakes cost minutes, not a day.
 
-The kernel gets a fresh /kaggle-like tree, ROOT/kaggle with input/<source> (symlinks to local
-folders; the utility dataset built fresh unless given) and an empty working/, and runs with
+The kernel gets a fresh /kaggle-like tree, ROOT/kaggle with its sources under input/ (symlinks to
+local folders; the utility dataset built fresh unless given) laid out as Kaggle mounts them today
+(competitions/<slug>, datasets/<owner>/<slug>) or as in 2020 (input/<slug>, --layout flat), and an
+empty working/, and runs with
 DFDC_KAGGLE_ROOT=ROOT/kaggle (the kernel scripts read their paths from it, /kaggle by default),
-working/ as its folder, a venv holding only what the Kaggle image provides, an environment
+working/ as its folder, a venv holding only what the Kaggle image provides (at this machine's
+versions, or the image's own with an image environment of `dfdc kaggle image-env`; the versions
+that differ from the image are reported), an environment
 without this machine's variables, no network (its own network namespace via `unshare`, else a
 socket guard), and its time limit (DFDC_KERNEL_LIMIT tells it; past it, it is killed). A
 submission.csv it writes is checked against the competition's sample submission.
@@ -26,8 +30,8 @@ from ..inference.submission import check_submission
 from . import COMPETITION, OWNER_PLACEHOLDER, UTILITY
 from .dataset import build_dataset
 from .image import SESSION_LIMIT
-from .imageenv import make_image_env
-from .metadata import input_names, read_kernel
+from .imageenv import image_python, kernel_differences, make_image_env
+from .metadata import input_names, input_paths, read_kernel
 
 PASSED_ON = ("LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE",
              "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES")  # machine settings, not configuration
@@ -61,6 +65,8 @@ class DryRun:
     working: Path
     submission: Path | None = None
     problems: list[str] = field(default_factory=list)
+    layout: str = "current"
+    differences: list[str] = field(default_factory=list)  # the kernel's Python and packages vs the image's
 
 
 def install_guard(python: Path) -> None:
@@ -99,12 +105,12 @@ def _check_inputs(meta: dict, inputs: dict[str, Path]) -> None:
             raise DfdcError("input folder not found", folder)
 
 
-def _check(working: Path, kaggle: Path) -> tuple[Path | None, list[str]]:
+def _check(working: Path, kaggle: Path, paths: dict[str, str]) -> tuple[Path | None, list[str]]:
     """working/submission.csv checked against the competition's sample submission (or test videos)."""
     sub = working / "submission.csv"
     if not sub.is_file():
         return None, []
-    competition = kaggle / "input" / COMPETITION
+    competition = kaggle / "input" / paths.get(COMPETITION, COMPETITION)
     sample = competition / "sample_submission.csv"
     videos = competition / "test_videos"
     if sample.is_file():
@@ -114,7 +120,8 @@ def _check(working: Path, kaggle: Path) -> tuple[Path | None, list[str]]:
 
 def dry_run(kernel_dir: str | Path, inputs: dict[str, Path], *, time_limit: float | None = None,
             checkpoints: Sequence[Path] = (), weights: Path | None = None, wheelhouse: Path | None = None,
-            env: dict[str, str] | None = None, root: Path | None = None) -> DryRun:
+            env: dict[str, str] | None = None, root: Path | None = None, layout: str = "current",
+            image_env: Path | None = None) -> DryRun:
     """Run the kernel of `kernel_dir` on `inputs` (source name -> local folder) as Kaggle would."""
     kernel_dir = Path(kernel_dir)
     meta = read_kernel(kernel_dir)
@@ -124,6 +131,9 @@ def dry_run(kernel_dir: str | Path, inputs: dict[str, Path], *, time_limit: floa
     if not script.is_file():
         raise DfdcError("code_file not found", script)
     _check_inputs(meta, inputs)
+    paths = input_paths(meta, layout)
+    if image_env is not None:
+        image_python(image_env)  # checked before minutes go into building the dataset
     auto = root is None
     root = Path(tempfile.mkdtemp(prefix="dfdc-dryrun-")) if auto else Path(root)
     if not auto and root.exists() and any(root.iterdir()):
@@ -131,8 +141,11 @@ def dry_run(kernel_dir: str | Path, inputs: dict[str, Path], *, time_limit: floa
     kaggle, home = root / "kaggle", root / "home"
     try:
         if UTILITY in input_names(meta) and UTILITY not in inputs:
-            build_dataset(kaggle / "input" / UTILITY, OWNER_PLACEHOLDER, checkpoints, weights, wheelhouse)
-        result = _run(script, inputs, kaggle, home, root / "env", time_limit, env or {})
+            build_dataset(kaggle / "input" / paths[UTILITY], OWNER_PLACEHOLDER, checkpoints, weights, wheelhouse)
+        result = _run(script, {paths[name]: folder for name, folder in inputs.items()}, kaggle, home, root / "env",
+                      time_limit, env or {}, image_env)
+        result.layout = layout
+        result.submission, result.problems = _check(kaggle / "working", kaggle, paths)
     except BaseException:
         if auto:
             shutil.rmtree(root, ignore_errors=True)
@@ -143,14 +156,16 @@ def dry_run(kernel_dir: str | Path, inputs: dict[str, Path], *, time_limit: floa
     return result
 
 
-def _run(script: Path, inputs: dict[str, Path], kaggle: Path, home: Path, env_dir: Path,
-         time_limit: float | None, extra: dict[str, str]) -> DryRun:
-    """Mount the inputs, make the environment, run the script and check what it wrote."""
+def _run(script: Path, mounts: dict[str, Path], kaggle: Path, home: Path, env_dir: Path,
+         time_limit: float | None, extra: dict[str, str], image_env: Path | None) -> DryRun:
+    """Mount the inputs (path under input/ -> local folder), make the environment, run the script."""
     for folder in (kaggle / "input", kaggle / "working", kaggle / "src", home):
         folder.mkdir(parents=True, exist_ok=True)
-    for name, folder in inputs.items():
-        (kaggle / "input" / name).symlink_to(Path(folder).resolve(), target_is_directory=True)
-    python = make_image_env(env_dir)
+    for path, folder in mounts.items():
+        (kaggle / "input" / path).parent.mkdir(parents=True, exist_ok=True)
+        (kaggle / "input" / path).symlink_to(Path(folder).resolve(), target_is_directory=True)
+    python = make_image_env(env_dir, image_env)
+    differences = kernel_differences(python)
     jail, network = network_jail(python)
     code = kaggle / "src" / script.name
     shutil.copyfile(script, code)
@@ -170,5 +185,4 @@ def _run(script: Path, inputs: dict[str, Path], kaggle: Path, home: Path, env_di
             pass
         proc.wait()
     seconds = time.monotonic() - started
-    submission, problems = _check(kaggle / "working", kaggle)
-    return DryRun(returncode, seconds, limit, network, kaggle / "working", submission, problems)
+    return DryRun(returncode, seconds, limit, network, kaggle / "working", differences=differences)

@@ -14,6 +14,10 @@ from ..errors import DfdcError
 from . import OWNER_PLACEHOLDER, UTILITY
 
 KERNEL_FILE = "kernel-metadata.json"
+# Where a kernel's sources appear under /kaggle/input: "current" as Kaggle mounts them today
+# (competitions/<slug>, datasets/<owner>/<slug>, notebooks/<owner>/<slug>), "flat" as 2020's kernels
+# saw them (<slug>). The kernels' find_input looks in both.
+LAYOUTS = ("current", "flat")
 DATASET_FILE = "dataset-metadata.json"
 
 
@@ -52,6 +56,18 @@ def input_names(meta: dict[str, Any]) -> list[str]:
     """The folder names the kernel's sources get under /kaggle/input: competition and dataset slugs."""
     refs = [*meta.get("competition_sources", []), *meta.get("dataset_sources", []), *meta.get("kernel_sources", [])]
     return [ref.rsplit("/", 1)[-1] for ref in refs]
+
+
+def input_paths(meta: dict[str, Any], layout: str = "current") -> dict[str, str]:
+    """Each source's folder name (as input_names gives it) -> its folder under /kaggle/input in `layout`."""
+    if layout not in LAYOUTS:
+        raise DfdcError(f"unknown layout {layout!r} (one of {', '.join(LAYOUTS)})")
+    paths = {ref: ref if layout == "flat" else f"competitions/{ref}" for ref in meta.get("competition_sources", [])}
+    for key, kind in (("dataset_sources", "datasets"), ("kernel_sources", "notebooks")):
+        for ref in meta.get(key, []):
+            owner, _, slug = ref.rpartition("/")
+            paths[slug] = slug if layout == "flat" else f"{kind}/{owner}/{slug}"
+    return paths
 
 
 def kernel_ref(kernel: str, owner: str | None) -> str:
