@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -31,19 +32,44 @@ def _faces(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .inference.predict import run_predict
+    # Only light modules until the first CSV is on disk: a kill at any moment leaves a valid file.
+    from .inference.start import libraries_to, process_started, start_predict
 
+    # Run as the `dfdc` command (or python -m dfdc.cli), the time limit counts from the process's
+    # start; called from Python (main([...]) in a test or a notebook), from this call.
+    command = getattr(sys.modules.get("__main__"), "main", None) is main
+    started = process_started(STARTED) if command else time.monotonic()
     if not args.videos_dir.is_dir():
         raise DfdcError("not a folder of videos", args.videos_dir)
-    scores = run_predict(
+    start = start_predict(
         args.videos_dir, args.checkpoint, args.out, sample_submission=args.sample_submission,
-        time_limit=args.time_limit, frames=args.frames, batch_size=args.batch_size, device=args.device,
-        workers=args.workers, report_dir=args.report, resume=args.resume, prior=args.prior,
-        clip=(args.clip[0], args.clip[1]) if args.clip else None, aggregation=args.aggregation,
-        ensemble_weights=args.ensemble_weights, weights=args.weights,
-        detect_every=args.detect_every, detector=args.detector, started=STARTED)
+        report_dir=args.report, resume=args.resume, prior=args.prior,
+        clip=(args.clip[0], args.clip[1]) if args.clip else None, batch_size=args.batch_size,
+        workers=args.workers, frames=args.frames, ensemble_weights=args.ensemble_weights,
+        detect_every=args.detect_every, started=started)
+    if command and args.time_limit is not None:
+        start.stop_at(args.time_limit)  # a hard stop, even inside the imports or a model load
+    # What the decoders and torch print themselves goes to REPORT/libraries.log (nowhere without
+    # --report; -v keeps it on screen): one line per problem is dfdc's own.
+    quiet = libraries_to(args.report / "libraries.log" if args.report else None)
+    try:
+        if not start.todo:  # every video resumed or unreadable: no model needed
+            start.finish()
+            scores = {name: start.scores.get(name, start.prior) for name in start.names}
+        else:
+            with contextlib.nullcontext() if args.verbose else quiet:
+                from .inference.predict import run_predict
+
+                scores = run_predict(
+                    args.videos_dir, start.checkpoints, args.out, time_limit=args.time_limit,
+                    frames=args.frames, batch_size=args.batch_size, device=args.device, workers=args.workers,
+                    report_dir=args.report, aggregation=args.aggregation, ensemble_weights=args.ensemble_weights,
+                    weights=args.weights, detect_every=args.detect_every, detector=args.detector, start=start)
+    finally:
+        with start.lock:
+            start.finished.set()  # the hard stop stands down
     print(f"predict: {len(scores)} rows -> {args.out}")
-    if threading.active_count() > 1:
+    if command and threading.active_count() > 1:
         # Workers stopped by the time limit may be inside a decoder; a normal interpreter exit
         # would wait on or abort them. The CSV is written: leave now, cleanly.
         sys.stdout.flush()
@@ -120,12 +146,12 @@ def _train(args: argparse.Namespace) -> int:
                       size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, grad_clip=args.grad_clip, fold=args.fold, folds=args.folds,
                       time_limit=args.time_limit, device=args.device, seed=args.seed, workers=args.workers,
-                      aggregation=args.aggregation)
+                      aggregation=args.aggregation, fold_by=args.fold_by)
     result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
-    best = result["best_val_log_loss"]
-    print(f"train: {result['epochs_done']} epochs, best validation log loss "
-          f"{'n/a' if best is None else f'{best:.4f}'} -> {result['best']}"
-          + (f" ({result['stopped']})" if result["stopped"] else ""))
+    best, plain = result["best_val_log_loss"], result["best_val_plain_log_loss"]
+    figures = "n/a" if best is None else f"{best:.4f} (plain log loss {plain:.4f})"
+    print(f"train: {result['epochs_done']} epochs; best epoch chosen by {result['best_metric']}: {figures} "
+          f"-> {result['best']}" + (f" ({result['stopped']})" if result["stopped"] else ""))
     return 0
 
 
@@ -279,7 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aggregation", default=defaults.AGGREGATION,
                    help="frame models: how frame scores make a video score in validation; stored for predict")
     p.add_argument("--fold", type=int, default=0, help="the validation fold")
-    p.add_argument("--folds", type=int, default=5, help="folds, grouped by cluster (an original and its fakes)")
+    p.add_argument("--folds", type=int, default=5, help="folds, grouped by --fold-by")
+    p.add_argument("--fold-by", choices=["cluster", "part"], default="cluster",
+                   help="cluster: an original and its fakes stay together; part: a folder of the data root does")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")

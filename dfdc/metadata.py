@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from .errors import DfdcError
-from .video.files import folder_videos
+from .video.files import folder_videos, listed_videos
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,14 @@ def _read_folder(folder: Path, part: int, rows: list[dict], problems: Counter[st
         problems["broken_json"] += 1
         log.warning("%s: %s (%s)", meta_path, PROBLEMS["broken_json"], str(e).splitlines()[0])
         return
-    on_disk = {p.name for p in folder_videos(folder)}
+    found = listed_videos(folder, [str(name) for name in entries])  # .mp4 in any case, as predict finds them
     seen = {row["name"] for row in rows}
     here: dict[str, list[str]] = {kind: [] for kind in PROBLEMS}
     for name, entry in entries.items():
         label = str(entry.get("label", "")).strip().upper() if isinstance(entry, dict) else ""
         if label not in LABELS:
             here["unknown_label"].append(name)
-        elif name not in on_disk:
+        elif name not in found:
             here["missing_file"].append(name)
         elif name in seen:
             here["duplicate"].append(name)
@@ -141,10 +141,10 @@ def _read_folder(folder: Path, part: int, rows: list[dict], problems: Counter[st
             if label == "FAKE" and not (isinstance(original, str) and original):
                 here["fake_without_original"].append(name)
                 original = None
-            rows.append({"path": str(folder / name), "name": name, "part": part, "folder": folder.name, "label": label,
+            rows.append({"path": str(found[name]), "name": name, "part": part, "folder": folder.name, "label": label,
                          "original": original, "cluster": original or name})
             seen.add(name)
-    here["unlisted_file"] = sorted(on_disk - entries.keys())
+    here["unlisted_file"] = sorted({p.name for p in folder_videos(folder)} - {p.name for p in found.values()})
     for kind, names in here.items():
         if names:
             problems[kind] += len(names)

@@ -34,3 +34,28 @@ def add_bad_videos(folder: Path, sample_dir: Path) -> list[str]:
     rng = np.random.default_rng(0)
     write_video(folder / "noface.mp4", [rng.integers(0, 255, (180, 320, 3), np.uint8) for _ in range(12)])
     return ["empty.mp4", "text.mp4", "truncated.mp4", "noface.mp4"]
+
+
+def ffmpeg(*args: object) -> None:
+    """Run the ffmpeg bundled with imageio-ffmpeg (quiet, overwriting)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+def make_clip(source: Path, out: Path, seconds: float = 2.0, width: int = 640, faststart: bool = True) -> Path:
+    """A real H.264 mp4 cut from a real video: its first `seconds`, scaled to `width`, no audio;
+    faststart puts the index first, so a cut-short copy still decodes up to the cut."""
+    flags = ["-movflags", "+faststart"] if faststart else []
+    ffmpeg("-i", source, "-t", seconds, "-vf", f"scale={width}:-2", "-c:v", "libx264", "-preset", "ultrafast",
+           "-an", *flags, out)
+    return Path(out)
+
+
+def cut_short(source: Path, out: Path, fraction: float) -> Path:
+    """The first `fraction` of a file's bytes, as a download or a copy cut short would leave it."""
+    data = Path(source).read_bytes()
+    Path(out).write_bytes(data[: int(len(data) * fraction)])
+    return Path(out)

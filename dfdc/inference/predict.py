@@ -1,6 +1,7 @@
 """`dfdc predict`: test videos -> calibrated P(FAKE) per video -> an always-valid submission.csv.
 
-Stages: worker threads decode, detect and crop upcoming videos while the main thread runs the
+Stages: start.py checks the input and writes the first CSV before anything heavy is imported;
+then worker threads decode, detect and crop upcoming videos while the main thread runs the
 models on the crops of every video that is ready (batched across videos). The CSV is rewritten
 atomically after each batch, with the prior for videos not yet scored, so a kill at any moment
 leaves a complete file; the per-video reports let `--resume` skip what is done.
@@ -8,7 +9,6 @@ leaves a complete file; the per-video reports let `--resume` skip what is done.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -20,49 +20,68 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..atomic import atomic_path
-from ..defaults import CLIP, DETECTOR, PRIOR
+from ..defaults import DETECTOR, PRIOR
 from ..device import pick_device
-from ..errors import DfdcError, problem_line
+from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
 from ..scores.aggregation import get_aggregation, video_score
 from ..video.read import read_video
 from .ensemble import Member, ensemble, load_members, score_tracks, warm_up
 from .governor import Governor, plans
-from .submission import submission_names, write_submission
+from .start import Start, load_reports, start_predict, write_json
+
+__all__ = ["load_reports", "prepare", "run_predict"]
 
 log = logging.getLogger("dfdc")
 MIN_FRAMES = 2  # a "video" of one frame is not a DFDC video: it gets the prior
+PARTIAL = "it is scored from the frames that decode"
 
 
 @dataclass
 class Prepared:
     """A video after the CPU stages: its faces and, per (size, margin), the crops of each track."""
 
-    name: str
+    name: str  # the submission's row (the file's name may differ in the case of its suffix)
     frames: int
+    path: Path | None = None
     faces: Faces | None = None
     crops: dict[tuple[int, float], list[np.ndarray]] = field(default_factory=dict)
     error: str | None = None
+    kind: str | None = None  # the problem's name, shared by videos with the same one
+    warning: str | None = None  # decoded in part ("decoded 4 of 8 sampled frames, ..."): scored from what decodes
+    decoded: dict | None = None  # what decoded, for the report
+    detail: str | None = None  # what a library said, for the report only
     seconds: float = 0.0
 
 
 def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[int, float]],
-            detect_every: int) -> Prepared:
+            detect_every: int, name: str | None = None) -> Prepared:
     """Decode, find the faces and cut the crops every member needs; errors become a message."""
     start = time.monotonic()
-    item = Prepared(path.name, frames)
+    item = Prepared(name or path.name, frames, path)
     try:
         video = read_video(path, frames)
+        fps = video.fps or 30.0
+        item.decoded = {"frames": len(video.indices), "sampled": video.sampled, "complete": not video.partial,
+                        "up_to_s": round((video.last + 1) / fps, 2), "duration_s": round(video.total / fps, 2)}
+        if video.partial:
+            item.detail = video.stopped
         if len(video.indices) < MIN_FRAMES:
-            raise DfdcError(f"only {len(video.indices)} decodable frame(s)", path)
+            if video.partial:
+                raise DfdcError(f"only {len(video.indices)} of {video.sampled} sampled frames decodable "
+                                f"({video.decoded()})", path, kind="too few frames decodable")
+            raise DfdcError(f"only {len(video.indices)} frame in the video: not a video to score", path,
+                            kind="a single frame")
+        if video.partial:
+            item.warning = video.decoded()
         tracks = track_faces(video, detector, detect_every)
         item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
         video.frames = np.empty((0, *video.frames.shape[1:]), np.uint8)  # the crops are all the models need
         item.faces = Faces(video, tracks, [])
     except Exception as e:  # a bad video never stops the batch
-        item.error = problem_line(path, e)
+        item.error, item.kind = problem_line(path, e), problem_kind(e)
+        item.detail = getattr(e, "detail", None) or item.detail or (None if isinstance(e, DfdcError) else repr(e))
     item.seconds = time.monotonic() - start
     return item
 
@@ -70,9 +89,9 @@ def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[in
 class Prefetcher:
     """Daemon threads that prepare videos ahead of the models (daemons: a stop never waits on them)."""
 
-    def __init__(self, paths: list[Path], workers: int, governor: Governor, job) -> None:
-        self.todo: queue.Queue[Path] = queue.Queue()
-        for p in paths:
+    def __init__(self, todo: list[tuple[str, Path]], workers: int, governor: Governor, job) -> None:
+        self.todo: queue.Queue[tuple[str, Path]] = queue.Queue()
+        for p in todo:
             self.todo.put(p)
         self.ready: queue.Queue[Prepared] = queue.Queue(maxsize=max(2, 2 * workers))
         self.stopped = threading.Event()
@@ -82,10 +101,10 @@ class Prefetcher:
     def _work(self, governor: Governor, job) -> None:
         while not self.stopped.is_set():
             try:
-                path = self.todo.get_nowait()
+                name, path = self.todo.get_nowait()
             except queue.Empty:
                 return
-            item = job(path, governor.plan.frames)
+            item = job(name, path, governor.plan.frames)
             while not self.stopped.is_set():
                 try:
                     self.ready.put(item, timeout=0.2)
@@ -151,18 +170,32 @@ class BatchScorer:
             probs = [pm[i] for pm in per_member]
             raw = [video_score(p, self.aggregation or m.config.aggregation) for m, p in zip(active, probs)]
             score, uncalibrated = ensemble(active, raw), ensemble(active, raw, calibrated=False)
-            status = "failed" if item.error else "no_face" if score is None else "ok"
+            status = "failed" if item.error else "no_face" if score is None else "partial" if item.warning else "ok"
             label, raw_label = (self.prior, self.prior) if score is None else \
                 (float(np.clip(score, *self.clip)), float(np.clip(uncalibrated, *self.clip)))
             out.append(Scored(label, raw_label, status, probs, raw))
         return out
 
 
+def _problem(item: Prepared, result: Scored) -> tuple[str, str, str] | None:
+    """(kind, row name, line) of the one warning a video gets, or None when all went well."""
+    if item.error:
+        return item.kind or "failed", item.name, item.error
+    note = f" ({item.warning})" if item.warning else ""
+    if result.status == "no_face":
+        return "no face found", item.name, f"{item.path}: no face found{note}"
+    if item.warning:
+        return "decoded in part", item.name, f"{item.path}: {item.warning}"
+    return None
+
+
 def _report(item: Prepared, members: list[Member], result: Scored, level: int) -> dict:
     """The per-video JSON: tracks, per-frame probabilities, which frames looked fake, time."""
     report = {"video": item.name, "label": result.label, "raw_label": result.raw_label, "status": result.status,
               "frames": item.frames, "plan_level": level, "seconds_prepare": round(item.seconds, 3),
-              "error": item.error}
+              "error": item.error, "problem": item.kind, "decoded": item.decoded,
+              "warning": _problem(item, result)[2] if item.warning else None,
+              "library_detail": item.detail}
     if item.faces is not None:
         report.update(item.faces.to_dict())
         for t, track in zip(report["tracks"], item.faces.tracks):
@@ -178,23 +211,6 @@ def _report(item: Prepared, members: list[Member], result: Scored, level: int) -
     return report
 
 
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=1))
-
-
-def load_reports(report_dir: Path) -> dict[str, float]:
-    """Scores of the videos a previous run finished (for --resume)."""
-    done = {}
-    for path in sorted(report_dir.glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-            done[data["video"]] = float(data["label"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("%s: unreadable report, the video will be scored again", path)
-    return done
-
-
 def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 sample_submission: Path | None = None, time_limit: float | None = None,
                 frames: int | None = None, batch_size: int = 64, device: str = "auto",
@@ -202,50 +218,49 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 prior: float = PRIOR, clip: tuple[float, float] | None = None,
                 aggregation: str | None = None, ensemble_weights: list[float] | None = None,
                 weights: Path | None = None, detect_every: int = 1, detector: str = DETECTOR,
-                started: float | None = None) -> dict[str, float]:
-    """Score every video of the folder and write the submission; returns name -> P(FAKE)."""
-    started = time.monotonic() if started is None else started
-    lo, hi = clip or CLIP
-    if not 0 <= lo < hi <= 1:
-        raise DfdcError(f"--clip {lo} {hi}: need 0 <= LO < HI <= 1")
-    if batch_size < 1 or workers < 1:
-        raise DfdcError(f"--batch-size and --workers must be at least 1, not {batch_size} and {workers}")
-    names = submission_names(videos_dir, sample_submission)
+                started: float | None = None, start: Start | None = None) -> dict[str, float]:
+    """Score every video of the folder and write the submission; returns name -> P(FAKE).
+
+    `start` is what start_predict found and wrote (the command line calls it before importing
+    this module); without it, start_predict runs here with the same arguments."""
+    if start is None:
+        start = start_predict(videos_dir, checkpoints, out, sample_submission=sample_submission,
+                              report_dir=report_dir, resume=resume, prior=prior, clip=clip,
+                              batch_size=batch_size, workers=workers, frames=frames,
+                              ensemble_weights=ensemble_weights, detect_every=detect_every, started=started)
     if aggregation is not None:
         get_aggregation(aggregation)  # an unknown name is a user error before any work
-    if resume and report_dir is None:
-        raise DfdcError("--resume needs --report DIR (the reports of the run to continue)")
-    scores: dict[str, float] = load_reports(report_dir) if resume and report_dir.is_dir() else {}
-    listed = set(names)
-    scores = {k: v for k, v in scores.items() if k in listed}
-    write_submission(out, scores, names, prior)  # valid from the first second
-    if report_dir is not None:
-        report_dir.mkdir(parents=True, exist_ok=True)
+    names, scores, prior, todo = start.names, start.scores, start.prior, list(start.todo)
+    try:
+        if todo:
+            _score(start, todo, time_limit, frames, batch_size, device, workers, report_dir, aggregation,
+                   ensemble_weights, weights, detect_every, detector)
+    except BaseException:
+        start.write()
+        raise
+    start.finish()
+    return {name: scores.get(name, prior) for name in names}
 
-    todo = []
-    for name in names:
-        if name in scores:
-            continue
-        if not (videos_dir / name).is_file():
-            log.warning("%s: listed but not in the folder; it gets the prior %.2f", videos_dir / name, prior)
-            scores[name] = prior
-        else:
-            todo.append(videos_dir / name)
 
+def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None, frames: int | None,
+           batch_size: int, device: str, workers: int, report_dir: Path | None, aggregation: str | None,
+           ensemble_weights: list[float] | None, weights: Path | None, detect_every: int, detector: str) -> None:
+    """The models' loop: load, then score the batches that fit in the time left."""
+    scores, prior = start.scores, start.prior
     dev = pick_device(device)
-    members = load_members(checkpoints, ensemble_weights, dev)
+    members = load_members(start.checkpoints, ensemble_weights, dev)
     full_frames = frames or max(m.config.frames for m in members)
-    governor = Governor(time_limit, started, len(todo), plans(full_frames, len(members)))
+    governor = Governor(time_limit, start.started, len(todo), plans(full_frames, len(members)))
     if governor.should_stop():  # the limit passed while loading: nothing more fits
-        todo = []
+        return
     find = create_detector(detector, weights, dev)
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
-    job = lambda path, n: prepare(path, n, find, crop_keys, detect_every)  # noqa: E731
+    job = lambda name, path, n: prepare(path, n, find, crop_keys, detect_every, name)  # noqa: E731
     fetch = Prefetcher(todo, workers, governor, job)
-    scorer = BatchScorer(members, dev, batch_size, aggregation, (lo, hi), prior) if todo else None
+    scorer = BatchScorer(members, dev, batch_size, aggregation, start.clip, prior)
+    outcome = f"it gets the prior {prior:.2f}"
 
-    with logging_redirect_tqdm(loggers=[log]), tqdm(total=len(todo), desc="predict", unit="video",
-                                                     disable=not todo) as bar:
+    with logging_redirect_tqdm(loggers=[log]), tqdm(total=len(todo), desc="predict", unit="video") as bar:
         finished = 0
         try:
             while finished < len(todo) and not governor.should_stop():
@@ -255,24 +270,23 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 level, active = governor.level, members[:governor.plan.members]
                 if scorer.estimate(batch, active) > governor.left():
                     break  # the models would run past the limit: the rest get the prior
-                for item, result in zip(batch, scorer(batch, active)):
-                    scores[item.name] = result.label
-                    if result.status != "ok":
-                        problem = item.error or f"{videos_dir / item.name}: no face found"
-                        log.warning("%s; it gets the prior %.2f", problem, prior)
-                    if report_dir is not None:
-                        _write_json(report_dir / f"{Path(item.name).stem}.json", _report(item, active, result, level))
+                results = scorer(batch, active)
+                with start.lock:
+                    for item, result in zip(batch, results):
+                        scores[item.name] = result.label
+                        start.processed += 1
+                        line = _problem(item, result)
+                        if line:
+                            start.problems.add(*line, outcome if result.status != "partial" else PARTIAL)
+                        if report_dir is not None:
+                            write_json(report_dir / f"{Path(item.name).stem}.json",
+                                       _report(item, active, result, level), start.lock)
+                    start.write()
                 finished += len(batch)
                 governor.record(len(batch))
-                write_submission(out, scores, names, prior)
                 bar.update(len(batch))
                 rate = governor.seconds_per_video()
                 bar.set_postfix(plan=f"{governor.plan.frames}f/{governor.plan.members}m",
                                 s_per_video=f"{rate:.2f}" if rate else "-")
         finally:
             fetch.stopped.set()
-            write_submission(out, scores, names, prior)
-    left = sum(name not in scores for name in names)
-    if left:
-        log.warning("time limit reached: %d videos not scored get the prior %.2f", left, prior)
-    return {name: scores.get(name, prior) for name in names}

@@ -7,6 +7,7 @@ and swapped in atomically: a reader sees the old complete file or the new one, n
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..video.files import folder_videos
 
 HEADER = ("filename", "label")
 SHOWN = 5  # names listed in one problem line before "..."
+log = logging.getLogger("dfdc")
 
 
 def _label(score: float | None, prior: float) -> float:
@@ -85,7 +87,9 @@ def _count(n: int, noun: str) -> str:
 
 
 def submission_names(videos_dir: str | Path | None, sample_submission: str | Path | None = None) -> list[str]:
-    """The rows a submission needs, in order: the sample submission's if given, else the sorted *.mp4 names."""
+    """The rows a submission needs, in order: the sample submission's if given, else the sorted video
+    names of the folder (.mp4 in any case). A name the sample submission repeats gets one row, at its
+    first place, and one warning line."""
     if sample_submission is not None:
         path = Path(sample_submission)
         header, rows = _read_csv(path)
@@ -96,7 +100,9 @@ def submission_names(videos_dir: str | Path | None, sample_submission: str | Pat
             raise DfdcError("sample submission lists no videos", path)
         dupes = _repeated(names)
         if dupes:
-            raise DfdcError(f"sample submission lists {_count(len(dupes), 'video')} twice: {_some(dupes)}", path)
+            log.warning("%s: sample submission lists %s more than once: %s; each gets one row",
+                        path, _count(len(dupes), "video"), _some(dupes))
+            names = list(dict.fromkeys(names))
         return names
     if videos_dir is None:
         raise DfdcError("need a videos folder or a sample submission to know which videos to submit")
@@ -135,6 +141,11 @@ def check_submission(
     if sample_submission is not None or videos_dir is not None:
         expected = submission_names(videos_dir, sample_submission)
         reference = "the sample submission" if sample_submission is not None else str(videos_dir)
+    return submission_problems(csv_path, expected, reference)
+
+
+def submission_problems(csv_path: str | Path, expected: list[str] | None = None, reference: str = "") -> list[str]:
+    """check_submission's lines for a file, against the names it must hold (None: any names)."""
     where = str(Path(csv_path))  # as DfdcError writes it
     try:
         header, rows = _read_csv(Path(csv_path))

@@ -8,6 +8,7 @@ fallback when PyAV cannot open a file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,7 +17,14 @@ import numpy as np
 
 from ..defaults import SAMPLING
 from ..errors import DfdcError
+from .files import file_problem
 from .sampling import get_sampling
+
+# OpenCV's own FFmpeg prints to stderr ("moov atom not found") unless told not to; it reads this
+# once, when it first opens a video. PyAV leaves libav's logging off unless asked.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+TAIL = 2  # frames a stream may end short of its header's count (NONREF skips, rounding) and be whole
 
 
 @dataclass
@@ -28,23 +36,39 @@ class Video:
     indices: np.ndarray  # (N,) true frame indices in the stream
     fps: float
     total: int  # frames in the stream
+    sampled: int = 0  # frames the sampling asked for (0: not known)
+    last: int = -1  # index of the last frame decoded (used or not)
+    stopped: str | None = None  # why decoding ended before the stream's end (a damaged or cut file)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) of the upright frames."""
         return self.frames.shape[2], self.frames.shape[1]
 
+    @property
+    def partial(self) -> bool:
+        """Whether decoding ended early and some sampled frames are missing."""
+        return self.stopped is not None and len(self.indices) < self.sampled
+
+    def decoded(self) -> str:
+        """What decoded, e.g. "decoded 4 of 8 sampled frames, up to 4.3 s of 10 s"."""
+        fps = self.fps or 30.0
+        end = max(self.last + 1, 0) / fps
+        return (f"decoded {len(self.indices)} of {self.sampled} sampled frames, "
+                f"up to {end:.1f} s of {round(self.total / fps, 1):g} s")
+
 
 def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
                rng: np.random.Generator | None = None, indices: np.ndarray | None = None) -> Video:
     """Decode the n frames the sampling asks for, or exactly the frames `indices` names (every
     frame is then decoded: a fake read where its original was sampled must not move, and its
-    reference frames fall elsewhere). A file that is not a readable video is a DfdcError."""
+    reference frames fall elsewhere). A file that is not a readable video is a DfdcError whose
+    kind says why: not a file, permission denied, empty file, no video stream, cannot decode.
+    A file that decodes only in part gives the frames before the damage, with `stopped` set."""
     path = Path(path)
-    if not path.is_file():
-        raise DfdcError("no such file", path)
-    if path.stat().st_size == 0:
-        raise DfdcError("empty file (0 bytes)", path)
+    problem = file_problem(path)
+    if problem:
+        raise DfdcError(problem[1], path, kind=problem[0])
     if indices is not None:
         exact = np.asarray(indices, np.int64)
         n, pick = len(exact), lambda total, count, rng: exact[exact < max(total, 1)] if total else exact
@@ -52,13 +76,42 @@ def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
         pick = get_sampling(sampling)
     try:
         video = _read_pyav(path, n, pick, rng, skip_nonref=indices is None)
-    except DfdcError:
-        video = None
-    if video is None or len(video.indices) == 0:
+    except _NotOpened as e:  # OpenCV's FFmpeg build may know a container PyAV's does not
         video = _read_opencv(path, n, pick, rng)
+        if len(video.indices) == 0:
+            raise DfdcError(f"cannot open as a video: {_what_it_is(path)}", path, kind="cannot decode",
+                            detail=e.detail) from None
+        return video
     if len(video.indices) == 0:
-        raise DfdcError("no decodable video frames (truncated or not a video)", path)
+        fallback = _read_opencv(path, n, pick, rng)
+        if len(fallback.indices):
+            return fallback
+        raise DfdcError("cannot decode any frame of its video stream", path, kind="cannot decode",
+                        detail=video.stopped)
     return video
+
+
+def _what_it_is(path: Path) -> str:
+    """Why a file does not open as a video: an MP4 without its index (cut short), or no video at all."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    if head[4:8] == b"ftyp":
+        return "a damaged MP4 (truncated, or its index is missing)"
+    return "not a video file (no known container format)"
+
+
+class _NotOpened(Exception):
+    """PyAV could not open the file as a media container."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _detail(error: BaseException) -> str:
+    """A library error in a few words, without the path it repeats."""
+    text = getattr(error, "strerror", None) or str(error)
+    return " ".join(str(text).split()) or type(error).__name__
 
 
 def _snap(targets: np.ndarray, index: int, ptr: int) -> tuple[bool, int]:
@@ -69,17 +122,25 @@ def _snap(targets: np.ndarray, index: int, ptr: int) -> tuple[bool, int]:
     return used, ptr
 
 
+def _ended_early(targets: np.ndarray, ptr: int, last: int) -> bool:
+    """Whether sampled frames are missing because the stream ended before them (not merely a
+    skipped non-reference frame or a header's count off by one at the very end)."""
+    return ptr < len(targets) and int(targets[ptr]) > last + TAIL
+
+
 def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
-               rng: np.random.Generator | None, skip_nonref: bool = True) -> Video | None:
+               rng: np.random.Generator | None, skip_nonref: bool = True) -> Video:
     import av
 
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise DfdcError(f"cannot open as a video ({type(e).__name__})", path) from e
+        raise _NotOpened(_detail(e)) from e
     with container:
         if not container.streams.video:
-            raise DfdcError("no video stream", path)
+            others = sorted({s.type for s in container.streams})
+            what = f"only {' and '.join(others)}" if others else "no streams at all"
+            raise DfdcError(f"no video stream ({what})", path, kind="no video stream")
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         total = stream.frames or int(round(float(container.duration or 0) / 1e6 * fps))
@@ -88,7 +149,7 @@ def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
             stream.codec_context.skip_frame = "NONREF"
         stream.thread_type = "AUTO"
         tb, start = float(stream.time_base), stream.start_time or 0
-        frames, indices, ptr = [], [], 0
+        frames, indices, ptr, last, stopped = [], [], 0, -1, None
         try:
             for decoded, frame in enumerate(container.decode(stream)):
                 if frame.pts is None:  # no timestamps: count frames, which needs every frame decoded
@@ -97,6 +158,7 @@ def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
                     index = decoded
                 else:
                     index = int(round((frame.pts - start) * tb * fps))
+                last = max(last, index)
                 used, ptr = _snap(targets, index, ptr)
                 if used:
                     image = _rgb(frame)
@@ -106,13 +168,19 @@ def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
                     indices.append(index)
                 if ptr == len(targets):
                     break
-        except av.error.FFmpegError:
-            pass  # a damaged tail: keep the frames decoded before it
+        except av.error.FFmpegError as e:
+            stopped = _detail(e)  # a damaged tail: keep the frames decoded before it
     if skip_nonref and len(indices) < 0.9 * len(targets):
         return _read_pyav(path, n, pick, rng, skip_nonref=False)  # a stream where NONREF skips too much
+    if stopped is None and _ended_early(targets, ptr, last):
+        stopped = "the stream ends before its header says"
+    if stopped is not None and ptr == len(targets):
+        stopped = None  # the damage lies after every sampled frame
     if not frames:
-        return None
-    return Video(path, np.stack(frames), np.asarray(indices, np.int64), fps, max(total, indices[-1] + 1))
+        return Video(path, np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), fps, total, len(targets),
+                     last, stopped)
+    return Video(path, np.stack(frames), np.asarray(indices, np.int64), fps, max(total, indices[-1] + 1),
+                 len(targets), last, stopped)
 
 
 def _rgb(frame) -> np.ndarray:
@@ -131,14 +199,15 @@ def _read_opencv(path: Path, n: int, pick: Callable[..., np.ndarray],
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise DfdcError("cannot open as a video (not a video file or truncated)", path)
+            return Video(path, np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), 30.0, 0)
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         targets = pick(total, n, rng)
-        frames, indices, ptr = [], [], 0
+        frames, indices, ptr, last = [], [], 0, -1
         for index in range(total):
             if not cap.grab():
                 break
+            last = index
             used, ptr = _snap(targets, index, ptr)
             if used:
                 ok, image = cap.retrieve()
@@ -149,6 +218,8 @@ def _read_opencv(path: Path, n: int, pick: Callable[..., np.ndarray],
                 break
     finally:
         cap.release()
+    stopped = "the stream ends before its header says" if _ended_early(targets, ptr, last) else None
     if not frames:
-        return Video(path, np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), fps, total)
-    return Video(path, np.stack(frames), np.asarray(indices, np.int64), fps, total)
+        return Video(path, np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), fps, total, len(targets),
+                     last, stopped)
+    return Video(path, np.stack(frames), np.asarray(indices, np.int64), fps, total, len(targets), last, stopped)

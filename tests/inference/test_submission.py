@@ -112,7 +112,6 @@ def test_names_from_the_sample_submission_keep_its_order(videos_dir: Path, sampl
         ("", "file is empty"),
         ("name,label\naaa.mp4,0.5\n", "no 'filename' column"),
         ("filename,label\n", "lists no videos"),
-        ("filename,label\naaa.mp4,0.5\naaa.mp4,0.5\n", "lists 1 video twice: aaa.mp4"),
         ("filename,label\naaa.mp4,0.5,1\n", "line 2 has 3 fields, expected 2"),
     ],
 )
@@ -123,6 +122,14 @@ def test_broken_sample_submission_names_the_file(tmp_path: Path, text: str | Non
     with pytest.raises(DfdcError, match=message) as info:
         submission_names(None, path)
     assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_repeated_sample_row_is_one_row_and_one_warning(tmp_path: Path, caplog) -> None:
+    path = tmp_path / "sample_submission.csv"
+    write(path, "filename,label\nbbb.mp4,0.5\naaa.mp4,0.5\nbbb.mp4,0.5\nbbb.mp4,0.5\n")
+    assert submission_names(None, path) == ["bbb.mp4", "aaa.mp4"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "1 video more than once: bbb.mp4" in warnings[0] and str(path) in warnings[0]
 
 
 def test_videos_folder_must_exist_and_hold_videos(tmp_path: Path) -> None:

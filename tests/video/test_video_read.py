@@ -67,7 +67,7 @@ def test_single_frame_video(tmp_path):
     assert video.frames.shape == (1, 64, 96, 3) and list(video.indices) == [0]
 
 
-@pytest.mark.parametrize("content,message", [(b"", "empty file"), (b"hello, not a video\n" * 10, "cannot open")])
+@pytest.mark.parametrize("content,message", [(b"", "empty file"), (b"hello, not a video\n" * 10, "not a video file")])
 def test_bad_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
