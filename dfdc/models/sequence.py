@@ -54,15 +54,22 @@ class SequenceModel(nn.Module):
         # Clips of T consecutive samples out of `frames` evenly sampled per video (models/clips.py).
         self.default_config = {**backbone_config(self.encoder), "frames": CACHE_FRAMES, "clip_length": CLIP_FRAMES}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
-        frames = x.flatten(0, 1)
-        if self.spatial:
-            maps = self.reduce(self.encoder.forward_features(frames))
-        else:
-            maps = self.reduce(self.encoder(frames))[:, :, None, None]
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) frames -> what the encoder gives each frame (pooled, or the map when spatial)."""
+        return self.encoder.forward_features(x) if self.spatial else self.encoder(x)
+
+    def head_forward(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) per-frame features -> (B,) logits: all but the encoder (trained alone on frozen features)."""
+        b, t = feats.shape[:2]
+        maps = self.reduce(feats.flatten(0, 1))
+        if not self.spatial:
+            maps = maps[:, :, None, None]
         _, (h, _) = self.lstm(maps.unflatten(0, (b, t)))
         return self.head(h).squeeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t = x.shape[:2]
+        return self.head_forward(self.features(x.flatten(0, 1)).unflatten(0, (b, t)))
 
 
 register_model("sequence", partial(SequenceModel, spatial=False))
