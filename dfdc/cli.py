@@ -200,8 +200,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    s = run_demo(args.out, args.submission, minutes=args.minutes, videos=args.videos, epochs=args.epochs,
-                 seed=args.seed, weights=args.weights, device=args.device)
+    s = run_demo(args.out, args.submission, data=args.data, test=args.test, videos=args.videos, epochs=args.epochs,
+                 seed=args.seed, weights=args.weights, device=args.device, time_limit=args.time_limit)
     return 0 if s["valid"] else 1
 
 
@@ -343,13 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("evaluation"))
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("demo", help="sample -> faces -> train -> calibrate -> evaluate -> submission, on CPU",
-                       parents=parents("weights", "device"))
+    p = sub.add_parser("demo", help="the local dry run: real videos -> faces -> cross-validation -> model -> "
+                       "calibrated submission (synthetic sample when no real data)",
+                       parents=parents("weights", "device", "time_limit"))
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--submission", type=Path, default=Path("submission/submission.csv"))
-    p.add_argument("--minutes", type=float, default=4.0, help="training time")
-    p.add_argument("--videos", type=int, default=96, help="training videos to make")
-    p.add_argument("--epochs", type=int, default=12, help="epochs, if --minutes allows them all")
+    p.add_argument("--data", type=Path, help="labelled real videos, a folder per group (default $DFDC_SHARED/data/real)")
+    p.add_argument("--test", type=Path, help="the test videos to submit for (default $DFDC_SHARED/data/dfdc_sample)")
+    p.add_argument("--videos", type=int, default=96, help="synthetic fallback: training videos to make")
+    p.add_argument("--epochs", type=int, default=8, help="synthetic fallback: training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_demo)
 

@@ -4,6 +4,9 @@ A checkpoint records the values it was trained with (crop size, margin, frames, 
 aggregation), and `dfdc predict` takes them from there: these are only the starting points.
 """
 
+import os
+from pathlib import Path
+
 CROP_MARGIN = 0.3  # fraction of the face box's side added on each side of a square crop
 CROP_SIZE = 224  # side of a square face crop, pixels (EfficientNet-B0's input)
 VIDEO_FRAMES = 32  # frames sampled per video by `dfdc faces` and frame models at inference (1st place)
@@ -14,3 +17,9 @@ AGGREGATION = "confident"  # how per-frame P(FAKE) becomes a track score (scores
 PRIOR = 0.5  # P(FAKE) of a video without a score: the DFDC test sets were 50/50
 CLIP = (0.01, 0.99)  # submitted probabilities are clipped to this: one wrong answer costs at most -log(0.01)
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
+
+
+def default_shared() -> Path:
+    """Where the project's data lives: $DFDC_SHARED, else ../shared beside the repository."""
+    env = os.environ.get("DFDC_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"

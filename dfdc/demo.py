@@ -1,66 +1,123 @@
-"""`dfdc demo`: the whole product on a fresh machine with no data of its own.
+"""`dfdc demo`: the whole product, end to end, on a fresh machine: a local dry run that ends in a submission.
 
-A DFDC-shaped sample (real faces, synthetic manipulations) -> face cache -> a frame model trained
-for a few minutes from the offline ImageNet Lite0 backbone -> calibration -> evaluation on
-held-out videos -> `dfdc predict` on a test folder -> submission/submission.csv.
+With real labelled videos (default shared/data/real: one folder per identity group, each with a
+DFDC metadata.json): faces -> grouped cross-validation of a frozen-backbone model (out-of-fold
+scores, aggregation and calibration chosen on them) -> demo/model.pt -> `dfdc predict` on a test
+folder (default shared/data/dfdc_sample) -> submission/submission.csv. Quality is judged on real
+manipulations only, out of fold.
+
+Without them, a DFDC-shaped synthetic sample (real faces, synthetic manipulations) goes through
+extract -> train -> calibrate -> evaluate -> predict instead: it proves the plumbing, not the
+detector. Either way the work is fixed by counts (videos, epochs, folds), never by the clock.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
+from .defaults import default_shared
 from .inference.evaluate import evaluate
 from .inference.predict import run_predict
 from .inference.submission import check_submission
 from .sample.synth import make_sample
 from .training.calibrate import calibrate_run
+from .training.cv import CVConfig, run_cv
 from .training.extract import run_extract
 from .training.train import TrainConfig, train
 
 
-def run_demo(out: Path, submission: Path, minutes: float = 4.0, videos: int = 96, epochs: int = 12,
-             seed: int = 0, weights: Path | None = None, device: str = "auto") -> dict:
-    """Run every stage, printing what it did and where the pictures are; returns the scores."""
-    start = time.monotonic()
+class _Clock:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
 
-    def say(text: str) -> None:
-        print(f"[demo {time.monotonic() - start:6.0f} s] {text}", flush=True)
+    def say(self, text: str) -> None:
+        print(f"[demo {time.monotonic() - self.start:6.0f} s] {text}", flush=True)
 
+
+def run_demo(out: Path, submission: Path, *, data: Path | None = None, test: Path | None = None,
+             videos: int = 96, epochs: int = 8, seed: int = 0, weights: Path | None = None,
+             device: str = "auto", time_limit: float | None = None) -> dict:
+    """The real dry run when `data` (default shared/data/real) holds labelled videos, else the synthetic one."""
+    shared = default_shared()
+    data = data if data is not None else shared / "data" / "real"
+    test = test if test is not None else shared / "data" / "dfdc_sample"
+    clock = _Clock()
+    if data.is_dir():
+        summary = _real(data, test, out, submission, seed, weights, device, clock)
+    else:
+        clock.say(f"no labelled real videos at {data}: the synthetic sample instead (plumbing, not quality)")
+        summary = _synthetic(out, submission, videos, epochs, seed, weights, device, time_limit, clock)
+    summary["seconds"] = round(time.monotonic() - clock.start)
+    (out / "demo.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _real(data: Path, test: Path, out: Path, submission: Path, seed: int, weights: Path | None,
+          device: str, clock: _Clock) -> dict:
+    cache = out / "cache"
+    run_extract(data, cache, frames=32, size=224, min_faces=8, workers=2, weights=weights, seed=seed)
+    clock.say(f"faces of {data} extracted to {cache} (crops, faces.json and a contact sheet per video)")
+
+    cv = run_cv(cache, out / "cv", CVConfig(seed=seed, device=device))
+    model = out / "model.pt"
+    shutil.copyfile(cv["model"], model)
+    pooled = cv["pooled"]
+    clock.say(f"{cv['folds_k']}-fold cross-validation grouped by {cv['grouped_by']}, out of fold on "
+              f"{pooled['raw']['n']} real videos: balanced log loss {_f(pooled['raw']['balanced_log_loss'])} raw, "
+              f"{_f(pooled['calibrated']['balanced_log_loss'])} calibrated (chance 0.6931), AUC "
+              f"{_f(pooled['raw']['auc'], 3)}; aggregation {cv['aggregation']}, calibration "
+              f"{cv['calibration']['method']}")
+    clock.say(f"pictures: {out / 'cv' / 'curves.png'}, {out / 'cv' / 'reliability.png'}, {out / 'cv' / 'roc.png'}; "
+              f"per fold and per folder: {out / 'cv' / 'cv.json'}; final model {model}")
+
+    sample = test / "sample_submission.csv"
+    run_predict(test, [model], submission, sample_submission=sample if sample.is_file() else None,
+                device=device, weights=weights, report_dir=out / "test_reports")
+    problems = check_submission(submission, test)
+    clock.say(f"submission for {test}: {submission} ({'valid' if not problems else '; '.join(problems)})")
+    return {"data": str(data), "cv": {k: cv[k] for k in ("folds_k", "grouped_by", "aggregation", "pooled", "folds")},
+            "calibration": cv["calibration"]["method"], "model": str(model), "submission": str(submission),
+            "valid": not problems}
+
+
+def _synthetic(out: Path, submission: Path, videos: int, epochs: int, seed: int, weights: Path | None,
+               device: str, time_limit: float | None, clock: _Clock) -> dict:
     data = out / "data"
     sample = dict(size=(480, 270), seconds=2.0, fps=15.0, weights=weights)
     for name, n, s in (("train", videos, seed), ("heldout", max(8, videos // 3), seed + 1),
                        ("test", max(8, videos // 8), seed + 2)):
         if not (data / name / "metadata.json").is_file():
             make_sample(data / name, videos=n, seed=s, **sample)
-    say(f"DFDC-shaped sample made from real faces: {data}/{{train,heldout,test}} (mp4 + metadata.json)")
+    clock.say(f"DFDC-shaped sample made from real faces: {data}/{{train,heldout,test}} (mp4 + metadata.json)")
 
     cache = out / "cache"
     run_extract(data / "train", cache, frames=12, size=128, min_faces=4, weights=weights, seed=seed)
-    say(f"faces extracted to {cache} (crops, faces.json per video, index.csv)")
+    clock.say(f"faces extracted to {cache} (crops, faces.json per video, index.csv)")
 
     run = out / "run"
     cfg = TrainConfig(model="frame", backbone="tf_efficientnet_lite0", pretrained="lite0", size=128, epochs=epochs,
-                      batch_size=32, lr=3e-4, time_limit=minutes * 60, device=device, seed=seed)
+                      batch_size=32, lr=3e-4, time_limit=time_limit, device=device, seed=seed)
     result = train(cache, run, cfg)
-    say(f"trained {result['epochs_done']} epochs ({result['stopped'] or 'all epochs'}); "
-        f"curves: {run / 'curves.png'}, best checkpoint: {run / 'best.pt'}")
-
+    clock.say(f"trained {result['epochs_done']} epochs ({result['stopped'] or 'all epochs'}); "
+              f"curves: {run / 'curves.png'}, best checkpoint: {run / 'best.pt'}")
     cal = calibrate_run(run)
-    say(f"calibrated with {cal['method']}; reliability diagram: {run / 'reliability.png'}")
+    clock.say(f"calibrated with {cal['method']}; reliability diagram: {run / 'reliability.png'}")
 
     scores = evaluate(data / "heldout", data / "heldout" / "metadata.json", [run / "best.pt"], out / "heldout",
-                      frames=12, device=device, weights=weights)
-    raw, calibrated = scores["raw"]["balanced_log_loss"], scores["calibrated"]["balanced_log_loss"]
-    say(f"held-out videos: balanced log loss raw {raw:.4f}, calibrated {calibrated:.4f} (chance 0.6931), "
-        f"AUC {scores['calibrated']['auc']:.3f}; table: {out / 'heldout' / 'predictions.csv'}")
-
-    run_predict(data / "test", [run / "best.pt"], submission, sample_submission=data / "test" / "sample_submission.csv",
-                frames=12, device=device, weights=weights, report_dir=out / "test_reports")
+                      device=device, weights=weights)
+    clock.say(f"held-out synthetic videos: balanced log loss raw {_f(scores['raw']['balanced_log_loss'])}, "
+              f"calibrated {_f(scores['calibrated']['balanced_log_loss'])} (chance 0.6931), "
+              f"AUC {_f(scores['calibrated']['auc'], 3)}; table: {out / 'heldout' / 'predictions.csv'}")
+    shutil.copyfile(run / "best.pt", out / "model.pt")
+    run_predict(data / "test", [out / "model.pt"], submission, sample_submission=data / "test" / "sample_submission.csv",
+                device=device, weights=weights, report_dir=out / "test_reports")
     problems = check_submission(submission, data / "test")
-    say(f"submission: {submission} ({'valid' if not problems else '; '.join(problems)})")
-    summary = {"heldout": scores, "calibration": cal["method"], "submission": str(submission),
-               "valid": not problems, "seconds": round(time.monotonic() - start)}
-    (out / "demo.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    clock.say(f"submission: {submission} ({'valid' if not problems else '; '.join(problems)})")
+    return {"heldout": scores, "calibration": cal["method"], "submission": str(submission), "valid": not problems}
+
+
+def _f(value: float | None, digits: int = 4) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"

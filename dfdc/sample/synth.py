@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..defaults import default_shared
 from ..errors import DfdcError
 from ..faces.detector import FaceDetector
 from ..video.write import VideoWriter
@@ -56,12 +56,6 @@ class FaceClip:
     frames: np.ndarray  # (T, PATCH, PATCH, 3) uint8 RGB
     fps: float  # frame rate of the source; 0 for a still image
     source: str
-
-
-def default_shared() -> Path:
-    """$DFDC_SHARED, else ../shared beside the repository (where the project's test data lives)."""
-    env = os.environ.get("DFDC_SHARED")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
 
 
 def make_sample(out: str | Path, videos: int = 20, seed: int = 0, *, size: tuple[int, int] = (640, 360),

@@ -1,0 +1,105 @@
+"""dfdc cv and the real dry run on real videos: three identity groups of ../shared/data/real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dfdc.demo import run_demo
+from dfdc.inference.submission import check_submission
+from dfdc.models.checkpoint import load_checkpoint
+from dfdc.scores.aggregation import video_score
+from dfdc.scores.metrics import score_table
+from dfdc.training.cv import CVConfig, run_cv
+from dfdc.training.extract import run_extract
+
+FOLDERS = ("celebdf", "ffpp_misc", "dfdc")  # 298x298 face crops, 640x480 FF++, 1080x1080 DFDC: 25 videos
+TINY = dict(backbone="mobilenetv3_small_050", pretrained=None, size=64, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def real_root(shared, tmp_path_factory) -> Path:
+    """Three real groups, each in its folder with its metadata.json, plus the bad ones a data root may
+    hold: broken JSON, no metadata.json, a label that is not REAL/FAKE and a listed video missing."""
+    root = tmp_path_factory.mktemp("real")
+    for name in FOLDERS:
+        (root / name).mkdir()
+        for video in (shared / "data" / "real" / name).glob("*.mp4"):
+            (root / name / video.name).symlink_to(video)
+        meta = json.loads((shared / "data" / "real" / name / "metadata.json").read_text())
+        if name == "dfdc":
+            meta["gone.mp4"] = {"label": "REAL", "original": None}
+            meta["maybe.mp4"] = {"label": "UNSURE", "original": None}
+        (root / name / "metadata.json").write_text(json.dumps(meta))
+    (root / "broken").mkdir()
+    (root / "broken" / "metadata.json").write_text("{not json")
+    (root / "notes").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def cache(real_root, weights_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cache") / "cache"
+    summary = run_extract(real_root, out, frames=8, size=64, min_faces=4, weights=weights_dir)
+    assert summary["done"] == 25 and summary["failed"] == 0
+    assert summary["problems"] == {"no_metadata": 1, "broken_json": 1, "missing_file": 1, "unknown_label": 1,
+                                   "missing_original": 15}  # Celeb-DF and DFDC fakes: originals not here
+    return out
+
+
+def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tmp_path):
+    summary = run_cv(cache, tmp_path / "cv", CVConfig(**TINY))
+    oof = pd.read_csv(tmp_path / "cv" / "oof.csv")
+    assert len(oof) == 25 and oof["video"].is_unique
+    assert summary["folds_k"] == 3 and oof.groupby("folder")["fold"].nunique().eq(1).all()  # a folder is a fold
+    assert summary["grouped_by"] == "folder (part)"
+    pooled = score_table(oof.assign(p=oof["p_raw"]))
+    assert summary["pooled"]["raw"]["balanced_log_loss"] == pytest.approx(pooled["balanced_log_loss"])
+    assert set(summary["per_folder"]) == set(FOLDERS) and len(summary["folds"]) == 3
+    for name in ("curves.png", "reliability.png", "roc.png"):
+        assert cv2.imread(str(tmp_path / "cv" / name)) is not None
+
+    # The fold checkpoint scores its held-out video's cached crops exactly as the fold's head did.
+    row = oof.iloc[0]
+    model, config = load_checkpoint(tmp_path / "cv" / "folds" / f"fold_{row['fold']}.pt")
+    assert config.aggregation == summary["aggregation"] and config.calibrator is not None
+    folder = cache / "videos" / Path(row["video"]).stem
+    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
+    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
+        / torch.tensor(config.std)[:, None, None]
+    with torch.inference_mode():
+        p = torch.sigmoid(model(x)).numpy()
+    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
+
+    again = run_cv(cache, tmp_path / "again", CVConfig(**TINY))  # features computed anew: the same figures
+    assert pd.read_csv(tmp_path / "again" / "oof.csv").equals(oof)
+    assert again["pooled"] == summary["pooled"]
+
+
+def test_sequence_head_learns_its_training_folds_and_records_its_clips(cache, tmp_path):
+    summary = run_cv(cache, tmp_path / "seq", CVConfig(model="sequence", clip_length=4, epochs=12, **TINY))
+    histories = [r["history"] for r in summary["training"]]
+    assert all(len(h) == 12 and h[-1] < h[0] for h in histories)
+    _, config = load_checkpoint(tmp_path / "seq" / "model.pt")
+    assert (config.frames, config.clip_length, config.model) == (8, 4, "sequence")
+
+
+def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in FOLDERS[:2]:  # two groups keep it short; the demo's own settings otherwise
+        shutil.copytree(real_root / name, data / name, symlinks=True)
+    summary = run_demo(tmp_path / "demo", tmp_path / "submission.csv", data=data, test=sample_dir,
+                       weights=weights_dir, device="cpu")
+    assert summary["valid"] and check_submission(tmp_path / "submission.csv", sample_dir) == []
+    assert summary["cv"]["pooled"]["raw"]["n"] == 18 and summary["cv"]["folds_k"] == 2
+    _, config = load_checkpoint(tmp_path / "demo" / "model.pt")
+    assert config.calibrator is not None and config.frames == 32
+    assert (tmp_path / "demo" / "cv" / "roc.png").is_file()
