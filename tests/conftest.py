@@ -55,3 +55,13 @@ def built(tmp_path_factory, face_images_dir, weights_dir) -> Path:
     summary = run_extract(base / "sample", base / "cache", weights=weights_dir, **CACHE_SETTINGS)
     (base / "summary.json").write_text(json.dumps(summary))
     return base
+
+
+@pytest.fixture
+def videos(sample_dir, tmp_path):
+    """The five real sample videos, linked into a folder of their own."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for p in sample_dir.glob("*.mp4"):
+        (folder / p.name).symlink_to(p)
+    return folder

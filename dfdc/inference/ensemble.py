@@ -17,9 +17,10 @@ import torch
 import torch.nn as nn
 
 from ..errors import DfdcError
-from ..models.checkpoint import CheckpointConfig, checkpoint_files, load_checkpoint
+from ..models.checkpoint import CheckpointConfig, load_checkpoint
 from ..models.clips import clip_windows
 from ..scores.calibration import Calibrator
+from .start import checkpoint_files
 
 
 @dataclass

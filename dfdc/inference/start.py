@@ -192,10 +192,9 @@ def write_json(path: Path, data: dict, lock: threading.RLock | None = None) -> N
         tmp.write_text(json.dumps(data, indent=1))
 
 
-def checkpoint_paths(paths: list[Path]) -> list[Path]:
-    """The checkpoint files (a folder: its *.pt in name order, as dfdc.models.checkpoint_files), each
-    checked without torch: a readable regular file that starts like a torch file (a zip archive
-    with its index, or a pickle). The full check (format, checksum) comes when it is loaded."""
+def checkpoint_files(paths: list[str | Path]) -> list[Path]:
+    """The checkpoint files named: a file as it is, a folder as its *.pt files in name order (the fold
+    models `dfdc cv` writes form an ensemble this way). A folder without any is the user's mistake."""
     files = []
     for path in map(Path, paths):
         if path.is_dir():
@@ -205,6 +204,14 @@ def checkpoint_paths(paths: list[Path]) -> list[Path]:
             files += found
         else:
             files.append(path)
+    return files
+
+
+def checkpoint_paths(paths: list[Path]) -> list[Path]:
+    """The checkpoint files, each checked without torch: a readable regular file that starts like a
+    torch file (a zip archive with its index, or a pickle). The full check (format, checksum) comes
+    when it is loaded."""
+    files = checkpoint_files(paths)
     for path in files:
         problem = file_problem(path)
         if problem:
@@ -250,24 +257,28 @@ def check_out(out: Path, sample_submission: Path | None = None) -> None:
         if first.replace('"', "") != ",".join(HEADER):
             raise DfdcError(f"--out exists and is not a submission CSV (its first line is not "
                             f"{','.join(HEADER)!r}); not overwriting it", out)
-    folder = out.parent
+    problem = _unwritable(out.parent)
+    if problem:
+        raise DfdcError(f"--out cannot be written in {out.parent} ({problem})", out)
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be made in `folder` (made if missing), or None: tried with a probe file,
+    which root's permissions and read-only file systems make the only sure test."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".{out.name}.{uuid.uuid4().hex}.probe"
+        probe = folder / f".{uuid.uuid4().hex}.probe"
         probe.open("x").close()
         probe.unlink()
     except OSError as e:
-        raise DfdcError(f"--out cannot be written in {folder} ({e.strerror or type(e).__name__})", out) from None
+        return e.strerror or type(e).__name__
+    return None
 
 
 def _report_folder(report_dir: Path) -> None:
-    try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        probe = report_dir / f".{uuid.uuid4().hex}.probe"
-        probe.open("x").close()
-        probe.unlink()
-    except OSError as e:
-        raise DfdcError(f"--report folder cannot be written ({e.strerror or type(e).__name__})", report_dir) from None
+    problem = _unwritable(report_dir)
+    if problem:
+        raise DfdcError(f"--report folder cannot be written ({problem})", report_dir)
 
 
 def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,

@@ -109,21 +109,6 @@ def read_checkpoint(path: str | Path) -> tuple[CheckpointConfig, dict[str, torch
         raise DfdcError(f"config of another dfdc version ({e})", path) from None
 
 
-def checkpoint_files(paths: list[str | Path]) -> list[Path]:
-    """The checkpoint files named: a file as it is, a folder as its *.pt files in name order (the fold
-    models `dfdc cv` writes form an ensemble this way). A folder without any is the user's mistake."""
-    files = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(path.glob("*.pt"))
-            if not found:
-                raise DfdcError("no .pt checkpoints in this folder", path)
-            files += found
-        else:
-            files.append(path)
-    return files
-
-
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, CheckpointConfig]:
     """The model (eval mode, on `device`) and config of a checkpoint, rebuilt from the file alone."""
     config, state = read_checkpoint(path)

@@ -37,16 +37,6 @@ def checkpoints(tmp_path_factory):
     }
 
 
-@pytest.fixture
-def videos(sample_dir, tmp_path):
-    """The five real sample videos, linked into a folder of their own."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for p in sample_dir.glob("*.mp4"):
-        (folder / p.name).symlink_to(p)
-    return folder
-
-
 def _read(csv: Path) -> pd.Series:
     return pd.read_csv(csv).set_index("filename")["label"]
 

@@ -43,16 +43,6 @@ def clips(sample_dir, tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def videos(sample_dir, tmp_path):
-    """The five real sample videos, linked into a folder of their own."""
-    folder = tmp_path / "videos"
-    folder.mkdir()
-    for p in sample_dir.glob("*.mp4"):
-        (folder / p.name).symlink_to(p)
-    return folder
-
-
 def _dfdc(*args, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "dfdc.cli", *map(str, args)], env=env, stdout=subprocess.PIPE,
