@@ -2,7 +2,6 @@ import json
 
 import matplotlib.image
 import numpy as np
-from scipy.special import expit
 import pytest
 from scipy.special import expit
 
