@@ -1,22 +1,28 @@
 """Finding faces in whole video frames: the detectors by name, and BlazeFace over tiles, the default.
 
 A detector is any callable (N, H, W, 3) uint8 RGB frames -> Detections per frame, in frame pixels;
-`create_detector(name)` builds one from the registry below (`--detector` on the command line).
+`create_detector(name)` builds one from the registry below (`--detector` on the command line). One
+that can also take a second look at a box (`look`, see `Detector`) lets the tracks be verified.
 
 BlazeFace only sees 128 or 256 px squares.
 A DFDC face is often ~120 px in a 1920x1080 frame: resized whole it shrinks below what BlazeFace
 finds. So every frame is looked at twice: whole (padded to a square) for close-up faces, and as
-overlapping square tiles of 2/3 of its short side for small ones. All tiles of a batch of frames
-go through the network together, and the detections are merged in frame pixels.
+overlapping square tiles (at most 3/4 of its short side) for small ones. The tiles overlap by at
+least the smallest face the whole view finds (1/8 of the long side): a face cut by every tile's
+edge is large enough for the whole view. All tiles of a batch of frames go through the network
+together, and the detections are merged in frame pixels; where a detection lies inside a much
+larger one, a second look decides whether it is a face of its own (the larger box is then a
+person taken for a face) or a part of the larger face (a close-up's nose and mouth, seen by a tile).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -26,71 +32,189 @@ from ..defaults import DETECTOR
 from ..errors import DfdcError
 from ..weights import blazeface_files
 from .blazeface import load_blazeface
-from .boxes import Detections, box_area, box_intersection, box_iou, weighted_nms
+from .boxes import (
+    Detections,
+    box_area,
+    box_intersection,
+    box_iou,
+    box_side,
+    face_like,
+    weighted_nms,
+)
+
+# The smallest face the whole-frame view finds reliably, as a fraction of the frame's long side:
+# 16 px of the front model's 128 (found in 87% of 92 real faces resized to 16 px, 48% at 12 px,
+# 93% at 18-20 px). Tiles overlap by at least this, so a face cut by the inner edges of all the
+# tiles it touches is one the whole view finds.
+WHOLE_VIEW_FACE = 1 / 8
+# A second look frames the box at this many times its side (the face at 40% of the view, where the
+# front model is surest): real faces are found again at the same place (IoU 0.8-0.95), a building,
+# a flag, a caption or an ear mostly not (IoU 0-0.5) (measured on ../shared/data/real).
+LOOK_FACTOR = 2.5
+# Boxes of one face from different windows differ in side by up to ~20%; a part of a face (a
+# close-up's nose and mouth) can be 0.7 of the face's side. So boxes whose sides differ by more
+# than this factor are never blended as one face: a box inside a larger one is either a part of it
+# or a face of its own, and `FaceDetector._whole_over_parts` decides which.
+PART_RATIO = 1.25
 
 
 @dataclass(frozen=True)
 class Window:
-    """A square region of a frame: its top-left corner and side, in frame pixels."""
+    """A square region of a frame: its top-left corner and side, in frame pixels (it may reach outside)."""
 
     x: int
     y: int
     side: int
 
 
-def windows(height: int, width: int, tile_fraction: float = 2 / 3) -> list[Window]:
-    """The whole frame (as a padded square) plus a grid of overlapping square tiles."""
-    out = [Window(0, 0, max(height, width))]
-    side = int(round(min(height, width) * tile_fraction))
-    if side < 16:
+def _span(length: int, n: int, overlap: float) -> float:
+    """The tile side for n tiles along `length` that overlap by `overlap`."""
+    return float(length) if n == 1 else (length + (n - 1) * overlap) / n
+
+
+def windows(height: int, width: int, max_tile: float = 0.75, overlap: float = WHOLE_VIEW_FACE,
+            min_tile: float = 2 / 3) -> list[Window]:
+    """The whole frame (as a padded square) plus a grid of overlapping square tiles.
+
+    The fewest tiles of `min_tile` to `max_tile` of the short side that overlap by `overlap` of
+    the long side, then the smallest such side (the most resolution). 1920x1080: 6 tiles of 800 px
+    (2/3 was 720) that overlap by 240 and 520 px; 720x1280 (portrait): 6 of 534 (overlaps 348 across, 161 down);
+    1080x1080: 4 of 720 (360).
+    """
+    long_side, short_side = max(height, width), min(height, width)
+    out = [Window(0, 0, long_side)]
+    need = overlap * long_side
+    cap = max_tile * short_side
+    if cap < 16:
         return out
-    xs = np.linspace(0, width - side, math.ceil(width / side)).round().astype(int)
-    ys = np.linspace(0, height - side, math.ceil(height / side)).round().astype(int)
+    best = None
+    for nx in range(1, 13):
+        for ny in range(1, 13):
+            side = max(math.ceil(max(_span(width, nx, need), _span(height, ny, need)) - 1e-6),
+                       round(min_tile * short_side))
+            if side <= cap and (best is None or (nx * ny, side) < (best[0] * best[1], best[2])):
+                best = (nx, ny, side)
+    if best is None:  # a long strip: tiles of the largest side, overlapping less
+        best = (math.ceil(width / cap), math.ceil(height / cap), cap)
+    nx, ny, side = best
+    side = int(side)
+    xs = np.linspace(0, width - side, nx).round().astype(int) if nx > 1 else [(width - side) // 2]
+    ys = np.linspace(0, height - side, ny).round().astype(int) if ny > 1 else [(height - side) // 2]
     out += [Window(int(x), int(y), side) for y in ys for x in xs]
     return out
 
 
 def _square(frame: np.ndarray, w: Window, size: int) -> np.ndarray:
     """The window's pixels resized to size x size (zero padded where it leaves the frame)."""
-    patch = frame[w.y:w.y + w.side, w.x:w.x + w.side]
-    if patch.shape[0] != w.side or patch.shape[1] != w.side:
-        padded = np.zeros((w.side, w.side, 3), np.uint8)
-        padded[:patch.shape[0], :patch.shape[1]] = patch
-        patch = padded
+    h, wd = frame.shape[:2]
+    x0, y0, x1, y1 = max(w.x, 0), max(w.y, 0), min(w.x + w.side, wd), min(w.y + w.side, h)
+    if (x0, y0, x1, y1) == (w.x, w.y, w.x + w.side, w.y + w.side):
+        patch = frame[y0:y1, x0:x1]
+    else:
+        patch = np.zeros((w.side, w.side, 3), np.uint8)
+        if x1 > x0 and y1 > y0:
+            patch[y0 - w.y:y1 - w.y, x0 - w.x:x1 - w.x] = frame[y0:y1, x0:x1]
     return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def _around(box: np.ndarray, factor: float) -> Window:
+    """The square window `factor` times the box's side, centred on it."""
+    side = max(round(float(box_side(box)) * factor), 2)
+    cx, cy = float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2
+    return Window(round(cx - side / 2), round(cy - side / 2), side)
 
 
 class FaceDetector:
     """BlazeFace over whole frames: (N, H, W, 3) uint8 RGB -> faces per frame, in frame pixels.
 
-    The front model (128 px) on the whole frame plus 2/3-side tiles found the face in every
-    sampled frame of the DFDC sample videos at a fifth of the back model's (256 px) cost.
+    The front model (128 px) on the whole frame plus tiles found the face in every sampled frame of
+    the DFDC sample videos at a fifth of the back model's (256 px) cost.
     """
 
     def __init__(self, weights: str | Path | None = None, back: bool = False,
                  device: str | torch.device = "cpu", min_score: float | None = None,
-                 tile_fraction: float = 2 / 3, batch_size: int = 64) -> None:
+                 max_tile: float = 0.75, batch_size: int = 64) -> None:
         self.model = load_blazeface(weights, back=back, device=device)
         if min_score is not None:
             self.model.min_score = min_score
-        self.tile_fraction = tile_fraction
+        self.max_tile = max_tile
         self.batch_size = batch_size
+        # The back model finds smaller faces in its 256 px: frame the box wider.
+        self.look_factor = 2 * LOOK_FACTOR if back else LOOK_FACTOR
+        self.windows_run = 0  # network inputs so far (tiles, whole views, second looks): the detector's work
 
     def __call__(self, frames: np.ndarray) -> list[Detections]:
         if len(frames) == 0:
             return []
         h, w = frames.shape[1:3]
-        wins = windows(h, w, self.tile_fraction)
+        wins = windows(h, w, self.max_tile)
         size = self.model.size
         patches = np.stack([_square(f, win, size) for f in frames for win in wins])
+        found = self._detect(patches)
+        per_frame = []
+        for i, frame in enumerate(frames):
+            dets = [_to_frame(found[i * len(wins) + j], win, size, h, w) for j, win in enumerate(wins)]
+            merged = _merge(dets, self.model.nms_iou, wins[-1].side)
+            per_frame.append(self._whole_over_parts(frame, merged, wins[-1].side))
+        return per_frame
+
+    def _detect(self, patches: np.ndarray) -> list[Detections]:
         found: list[Detections] = []
         for start in range(0, len(patches), self.batch_size):
             found += self.model.detect(torch.from_numpy(patches[start:start + self.batch_size]))
-        per_frame = []
-        for i in range(len(frames)):
-            dets = [_to_frame(found[i * len(wins) + j], win, size, h, w) for j, win in enumerate(wins)]
-            per_frame.append(_merge(dets, self.model.nms_iou))
-        return per_frame
+        self.windows_run += len(patches)
+        return found
+
+    def look(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """A second look at each box of one frame: the box's surroundings (look_factor times its
+        side) detected again. Per box, the IoU of the best detection there with the box (0: none)."""
+        if len(boxes) == 0:
+            return np.zeros(0)
+        size = self.model.size
+        wins = [_around(b, self.look_factor) for b in boxes]
+        found = self._detect(np.stack([_square(frame, win, size) for win in wins]))
+        out = np.zeros(len(boxes))
+        for k, (box, d, win) in enumerate(zip(boxes, found, wins)):
+            if len(d.boxes):
+                seen = d.boxes * (win.side / size) + [win.x, win.y, win.x, win.y]
+                out[k] = box_iou(np.asarray(box, np.float32)[None], seen.astype(np.float32)).max()
+        return out
+
+    def _whole_over_parts(self, frame: np.ndarray, d: Detections, tile: int) -> Detections:
+        """Where a box lies inside a much larger one, keep one: the small one if a second look finds
+        it a face of its own (the large box is then a person or a group taken for a face), else the
+        large one (the small one is a part of it: a close-up's nose and mouth, seen by a tile).
+
+        A tile reports a part of a face only where the face is too large for it, so a part is at
+        least a third of the tile (0.36-0.91 on the close-ups of ../shared/data/real): a box under
+        a fifth of the tile's side is a face without a second look. A box whose landmarks are not
+        arranged as a face's is a part; otherwise the one a second look finds better wins."""
+        side, area = box_side(d.boxes), box_area(d.boxes)
+        # inside[big, small]: most of the small box lies in the big one, PART_RATIO times larger or more
+        inside = ((box_intersection(d.boxes, d.boxes) > 0.7 * area[None, :])
+                  & (side[:, None] >= PART_RATIO * side[None, :]))
+        if not inside.any():
+            return d
+        looks: dict[int, float] = {}
+
+        def seen(k: int) -> float:
+            if k not in looks:
+                looks[k] = float(self.look(frame, d.boxes[k:k + 1])[0])
+            return looks[k]
+
+        drop: set[int] = set()
+        for big, small in sorted(map(tuple, np.argwhere(inside)), key=lambda p: -side[p[1]]):
+            if big in drop or small in drop:
+                continue
+            if side[small] < tile / 5:
+                face = True
+            elif not face_like(d.boxes[small:small + 1], d.keypoints[small:small + 1])[0]:
+                face = False  # eyes, nose and mouth not where a face has them: a part
+            else:
+                own = seen(small)
+                face = own >= 0.5 and own > seen(big)
+            drop.add(int(big) if face else int(small))
+        return _take(d, np.array([k not in drop for k in range(len(d.boxes))]))
 
 
 def _to_frame(d: Detections, win: Window, size: int, height: int, width: int) -> Detections:
@@ -110,36 +234,54 @@ def _to_frame(d: Detections, win: Window, size: int, height: int, width: int) ->
     return Detections(boxes[keep].astype(np.float32), d.scores[keep], keypoints[keep].astype(np.float32))
 
 
-def _merge(dets: list[Detections], iou: float) -> Detections:
-    """One face per place. dets[0] is the whole-frame view, the rest are tiles: a face the tiles
-    see (at several times the resolution) takes their box, so its size does not jump between
-    frames where the coarse view also finds it and frames where it does not; the same face seen
-    in overlapping tiles is blended into one box."""
-    whole, tiles = dets[0], dets[1:]
-    tile_boxes = np.concatenate([d.boxes for d in tiles]) if tiles else np.zeros((0, 4), np.float32)
-    if len(whole.boxes) and len(tile_boxes):
-        seen = box_iou(whole.boxes, tile_boxes).max(1) > iou
-        whole = Detections(whole.boxes[~seen], whole.scores[~seen], whole.keypoints[~seen])
-    dets = [whole, *tiles]
-    boxes = np.concatenate([d.boxes for d in dets])
-    if len(boxes) == 0:
+def _merge(dets: list[Detections], iou: float, tile: int) -> Detections:
+    """One face per place. dets[0] is the whole-frame view, the rest are tiles of side `tile`.
+
+    A face under half a tile is seen by the tiles at several times the whole view's resolution:
+    it takes their box, so its size does not jump between frames where the coarse view also finds
+    it and frames where it does not. A larger face is the whole view's: a tile sees it cut by its
+    edges or in part, so the whole view's box wins. The same face seen in overlapping tiles is
+    blended into one box. Boxes of very different sizes are not blended (a whole face and a part
+    of it, a person and a face): `FaceDetector._whole_over_parts` chooses between them.
+    """
+    whole = dets[0]
+    tiles = _join(dets[1:])
+    if len(whole.boxes) and len(tiles.boxes):
+        overlap = box_iou(whole.boxes, tiles.boxes) > iou
+        ratio = box_side(whole.boxes)[:, None] / np.maximum(box_side(tiles.boxes)[None, :], 1e-6)
+        similar = (ratio < PART_RATIO) & (ratio > 1 / PART_RATIO)
+        small = box_side(tiles.boxes)[None, :] <= tile / 2
+        seen = (overlap & similar & small).any(1)
+        cut = (overlap & ~small & ~seen[:, None]).any(0)
+        whole = _take(whole, ~seen)
+        tiles = _take(tiles, ~cut)
+    both = _join([whole, tiles])
+    if len(both.boxes) == 0:
         return Detections.empty()
-    scores = np.concatenate([d.scores for d in dets])
-    keypoints = np.concatenate([d.keypoints for d in dets]).reshape(-1, 12)
-    return _drop_enclosing(weighted_nms(np.concatenate([boxes, keypoints], 1), scores, iou))
+    rows = np.concatenate([both.boxes, both.keypoints.reshape(-1, 12)], 1)
+    return weighted_nms(rows, both.scores, iou, max_ratio=PART_RATIO)
 
 
-def _drop_enclosing(d: Detections) -> Detections:
-    """Drop boxes that enclose a much smaller face: a face holds no face, but the whole-frame
-    view at low resolution sometimes calls a whole person a face around the real one."""
-    area, inter = box_area(d.boxes), box_intersection(d.boxes, d.boxes)
-    # encloses[i, j]: box j lies mostly inside box i, which is over 4 times larger
-    encloses = (inter > 0.8 * area[None, :]) & (area[:, None] > 4 * area[None, :])
-    keep = ~encloses.any(1)
+def _take(d: Detections, keep: np.ndarray) -> Detections:
     return Detections(d.boxes[keep], d.scores[keep], d.keypoints[keep])
 
 
-Detector = Callable[[np.ndarray], "list[Detections]"]
+def _join(dets: list[Detections]) -> Detections:
+    if not dets:
+        return Detections.empty()
+    return Detections(np.concatenate([d.boxes for d in dets]).astype(np.float32),
+                      np.concatenate([d.scores for d in dets]).astype(np.float32),
+                      np.concatenate([d.keypoints for d in dets]).astype(np.float32))
+
+
+class Detector(Protocol):
+    """What the pipeline needs of a face detector: frames -> faces per frame, in frame pixels.
+
+    A detector may also have `look(frame, boxes) -> IoU per box` (a second look at each box, as
+    FaceDetector.look): tracks are then verified by it; without it, by landmarks alone.
+    """
+
+    def __call__(self, frames: np.ndarray) -> list[Detections]: ...
 
 
 @dataclass(frozen=True)

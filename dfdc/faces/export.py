@@ -16,14 +16,15 @@ from ..errors import DfdcError, problem_line
 from ..video.files import video_files
 from ..video.read import read_video
 from .detector import Detector, create_detector
-from .find import Faces, find_faces
+from .find import Faces, crop_tracks, find_faces
 from .sheet import contact_sheet
 
 log = logging.getLogger("dfdc")
 
 
 def write_faces(faces: Faces, out: Path) -> Path:
-    """out/<video>/: crops/t<track>_f<frame>.png, faces.json, contact_sheet.png."""
+    """out/<video>/: crops/t<track>_f<frame>.png, faces.json, contact_sheet.png (the tracks' crops,
+    then the dropped tracks' with the reason)."""
     folder = out / faces.video.path.stem
     crops_dir = folder / "crops"
     crops_dir.mkdir(parents=True, exist_ok=True)
@@ -31,8 +32,14 @@ def write_faces(faces: Faces, out: Path) -> Path:
         for index, crop in zip(track.indices, crops):
             cv2.imwrite(str(crops_dir / f"t{track.id:02d}_f{index:04d}.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
     (folder / "faces.json").write_text(json.dumps(faces.to_dict(), indent=1))
-    rows = [(f"{faces.video.path.name} track {t.id}: {sum(t.detected)}/{len(faces.video.indices)} frames detected",
-             c) for t, c in zip(faces.tracks, faces.crops)]
+    n = len(faces.video.indices)
+    rows = [(f"{faces.video.path.name} track {t.id}: {sum(t.detected)}/{n} frames detected", c)
+            for t, c in zip(faces.tracks, faces.crops)]
+    if faces.dropped and len(faces.video.frames):  # what was left out, and why, to check by eye
+        size = faces.crops[0].shape[1] if faces.crops else CROP_SIZE
+        left_out = crop_tracks(faces.video, [d.track for d in faces.dropped], size, CROP_MARGIN)
+        rows += [(f"dropped track {d.track.id} ({sum(d.track.detected)}/{n}): {d.reason}", c)
+                 for d, c in zip(faces.dropped, left_out)]
     contact_sheet(rows or [(f"{faces.video.path.name}: no face found", faces.video.frames[:0])],
                   folder / "contact_sheet.png")
     return folder

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -10,16 +10,39 @@ from ..defaults import CROP_MARGIN, CROP_SIZE
 from ..video.read import Video
 from .crops import crop_face
 from .detector import Detector
-from .tracks import Track, build_tracks, densify
+from .tracks import (
+    DroppedTrack,
+    Track,
+    densify,
+    link_tracks,
+    select_tracks,
+    smooth_sizes,
+)
+from .verify import check_face
+
+
+class Tracks(list):
+    """The tracks of a video (main person first), a plain list of Track; `dropped` holds the
+    tracks left out (not a face, or weak beside the main one) with the reason."""
+
+    def __init__(self, tracks: list[Track] = (), dropped: list[DroppedTrack] = ()) -> None:
+        super().__init__(tracks)
+        self.dropped = list(dropped)
 
 
 @dataclass
 class Faces:
-    """The people of one video: tracks (main first) and, per track, its crops in frame order."""
+    """The people of one video: tracks (main first) and, per track, its crops in frame order;
+    `dropped`: the tracks left out and why (taken from `tracks.dropped` when not given)."""
 
     video: Video
     tracks: list[Track]
     crops: list[np.ndarray]  # per track: (n, size, size, 3) uint8 RGB
+    dropped: list[DroppedTrack] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.dropped:
+            self.dropped = list(getattr(self.tracks, "dropped", []))
 
     def to_dict(self) -> dict:
         """What faces.json and the inference report say about the tracks."""
@@ -32,21 +55,30 @@ class Faces:
             "frames_in_video": self.video.total,
             "sampled_frames": self.video.indices.tolist(),
             "tracks": [t.to_dict() for t in self.tracks],
+            "dropped_tracks": [d.to_dict() for d in self.dropped],
         }
 
 
-def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> list[Track]:
-    """Face tracks over the video's sampled frames, detecting on every `detect_every`-th one."""
+def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Tracks:
+    """Face tracks over the video's sampled frames, detecting on every `detect_every`-th one.
+
+    Each track is checked to be a face (landmarks, and a second look where the detector has
+    `look`); the ones that fail are in the result's `dropped`. Box sizes are smoothed per track.
+    """
     step = max(1, detect_every)
     picked = np.arange(0, len(video.indices), step)
     if len(video.indices) and picked[-1] != len(video.indices) - 1:
         picked = np.append(picked, len(video.indices) - 1)
     detections = detector(video.frames[picked])
-    tracks = build_tracks(video.indices[picked], detections)
-    if step == 1:
-        return tracks
-    reach = int(np.diff(video.indices).max(initial=1)) * step
-    return [densify(t, video.indices, reach) for t in tracks]
+    where = {int(index): i for i, index in enumerate(video.indices)}
+    look = getattr(detector, "look", None)
+    tracks, dropped = select_tracks(link_tracks(video.indices[picked], detections), len(picked),
+                                    lambda t: check_face(t, lambda index: video.frames[where[index]], look))
+    tracks = [smooth_sizes(t) for t in tracks]
+    if step > 1:
+        reach = int(np.diff(video.indices).max(initial=1)) * step
+        tracks = [densify(t, video.indices, reach) for t in tracks]
+    return Tracks(tracks, dropped)
 
 
 def crop_tracks(video: Video, tracks: list[Track], size: int, margin: float) -> list[np.ndarray]:
@@ -60,6 +92,6 @@ def crop_tracks(video: Video, tracks: list[Track], size: int, margin: float) -> 
 
 def find_faces(video: Video, detector: Detector, size: int = CROP_SIZE, margin: float = CROP_MARGIN,
                detect_every: int = 1) -> Faces:
-    """Tracks and crops of every person in the video."""
+    """Tracks and crops of every person in the video, and the tracks left out."""
     tracks = track_faces(video, detector, detect_every)
     return Faces(video, tracks, crop_tracks(video, tracks, size, margin))

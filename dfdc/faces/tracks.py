@@ -1,12 +1,17 @@
-"""Following each person through the sampled frames: detections linked by overlap into tracks."""
+"""Following each person through the sampled frames: detections linked by overlap into tracks, the
+tracks chosen (main person first; the ones that fail a check are kept aside with the reason), and
+their box sizes smoothed so that the crops of one track show the face at one scale."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .boxes import Detections, box_iou
+from .boxes import Detections, box_iou, box_side
+
+NO_KEYPOINTS = np.zeros((6, 2), np.float32)
 
 
 @dataclass
@@ -18,12 +23,16 @@ class Track:
     boxes: list[np.ndarray] = field(default_factory=list)  # x0, y0, x1, y1 in frame pixels
     scores: list[float] = field(default_factory=list)
     detected: list[bool] = field(default_factory=list)
+    # the detector's landmarks (eyes, nose, mouth, ears as x, y) where detected, for checks; not saved
+    keypoints: list[np.ndarray] = field(default_factory=list, repr=False)
 
-    def add(self, index: int, box: np.ndarray, score: float, detected: bool = True) -> None:
+    def add(self, index: int, box: np.ndarray, score: float, detected: bool = True,
+            keypoints: np.ndarray | None = None) -> None:
         self.indices.append(int(index))
         self.boxes.append(np.asarray(box, np.float32))
         self.scores.append(float(score))
         self.detected.append(detected)
+        self.keypoints.append(NO_KEYPOINTS if keypoints is None else np.asarray(keypoints, np.float32))
 
     @property
     def strength(self) -> float:
@@ -46,22 +55,32 @@ class Track:
         }
 
 
-def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
-                 max_gap: int = 4, min_coverage: float = 0.25, min_relative: float = 0.4) -> list[Track]:
-    """Link per-frame detections into tracks, strongest first (track 0 is the main person).
+@dataclass
+class DroppedTrack:
+    """A track that is not used, and why: it failed a check (not a face) or is too weak beside the main one."""
+
+    track: Track
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {**self.track.to_dict(), "reason": self.reason}
+
+
+def link_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
+                max_gap: int = 4) -> list[Track]:
+    """Every track through the frames, in the order they start.
 
     A detection joins the track whose last box it overlaps most (IoU >= min_iou) if that track
     was seen within max_gap sampled frames; gaps up to max_gap are filled by interpolating the
-    boxes. Tracks detected on fewer than min_coverage of the frames are dropped as spurious, and
-    so are other tracks weaker than min_relative of the main one: a video is as fake as its most
-    fake track, so a shirt pattern taken for a face must not get a say.
+    boxes. A moving face (a camera pan) is also matched where its last motion puts it.
     """
     tracks: list[Track] = []
     last_seen: dict[int, int] = {}
     for step, (index, dets) in enumerate(zip(indices, detections)):
         alive = [t for t in tracks if step - last_seen[t.id] <= max_gap]
         if alive and len(dets.boxes):
-            overlap = box_iou(dets.boxes, np.stack([t.boxes[-1] for t in alive]))
+            overlap = np.maximum(box_iou(dets.boxes, np.stack([t.boxes[-1] for t in alive])),
+                                 box_iou(dets.boxes, np.stack([_predict(t, indices[step]) for t in alive])))
         else:
             overlap = np.zeros((len(dets.boxes), len(alive)))
         taken_d, taken_t = set(), set()
@@ -70,29 +89,71 @@ def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: flo
                 continue
             taken_d.add(d)
             taken_t.add(t)
-            _extend(alive[t], indices, step, dets.boxes[d], dets.scores[d], last_seen)
+            _extend(alive[t], indices, step, dets.boxes[d], dets.scores[d], dets.keypoints[d], last_seen)
         for d in range(len(dets.boxes)):
             if d not in taken_d:
                 track = Track(len(tracks))
-                track.add(index, dets.boxes[d], dets.scores[d])
+                track.add(index, dets.boxes[d], dets.scores[d], keypoints=dets.keypoints[d])
                 tracks.append(track)
                 last_seen[track.id] = step
-    keep = [t for t in tracks if sum(t.detected) >= max(1.0, min_coverage * len(indices))]
-    keep.sort(key=lambda t: -t.strength)
-    keep = [t for t in keep if t.strength >= min_relative * keep[0].strength]
-    for new_id, t in enumerate(keep):
+    return tracks
+
+
+def select_tracks(tracks: list[Track], frames: int, check: Callable[[Track], str | None] | None = None,
+                  min_coverage: float = 0.25, min_relative: float = 0.4) -> tuple[list[Track], list[DroppedTrack]]:
+    """The tracks to use, strongest first (track 0 is the main person), and the ones dropped.
+
+    Tracks detected on fewer than min_coverage of the frames are passing glimpses and not kept
+    (nor reported). The others, strongest first, must pass `check` (None: passed; else the reason:
+    not a face), and the ones after the main track must have min_relative of its strength: a video
+    is as fake as its most fake track, so a shirt pattern or a building taken for a face, or a face
+    in the far background, must not get a say. Kept tracks are numbered 0.., dropped ones after.
+    """
+    lasting = [t for t in tracks if sum(t.detected) >= max(1.0, min_coverage * frames)]
+    lasting.sort(key=lambda t: -t.strength)
+    kept: list[Track] = []
+    dropped: list[DroppedTrack] = []
+    for t in lasting:
+        if kept and t.strength < min_relative * kept[0].strength:
+            dropped.append(DroppedTrack(t, f"weak beside the main track (strength {t.strength:.1f} of "
+                                           f"{kept[0].strength:.1f}: {sum(t.detected)} detections)"))
+            continue
+        reason = check(t) if check is not None else None
+        if reason:
+            dropped.append(DroppedTrack(t, reason))
+        else:
+            kept.append(t)
+    for new_id, t in enumerate([*kept, *(d.track for d in dropped)]):
         t.id = new_id
-    return keep
+    return kept, dropped
 
 
-def _extend(track: Track, indices: np.ndarray, step: int, box: np.ndarray, score: float,
+def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
+                 max_gap: int = 4, min_coverage: float = 0.25, min_relative: float = 0.4) -> list[Track]:
+    """Link per-frame detections into tracks and keep the lasting, strong ones (no face check):
+    `link_tracks` then `select_tracks`."""
+    return select_tracks(link_tracks(indices, detections, min_iou, max_gap), len(indices),
+                         None, min_coverage, min_relative)[0]
+
+
+def _predict(track: Track, index: int) -> np.ndarray:
+    """Where the track's box would be at frame `index` if it kept its last motion between detections."""
+    seen = [i for i, d in enumerate(track.detected) if d][-2:]
+    if len(seen) < 2:
+        return track.boxes[-1]
+    (a, b), last = seen, track.boxes[seen[-1]]
+    per_frame = (track.boxes[b] - track.boxes[a]) / max(track.indices[b] - track.indices[a], 1)
+    return last + per_frame * (index - track.indices[b])
+
+
+def _extend(track: Track, indices: np.ndarray, step: int, box: np.ndarray, score: float, keypoints: np.ndarray,
             last_seen: dict[int, int]) -> None:
     """Append a detection, first filling the skipped frames with interpolated boxes."""
     prev, base = last_seen[track.id], track.boxes[-1]
     for gap in range(prev + 1, step):
         a = (gap - prev) / (step - prev)
         track.add(indices[gap], (1 - a) * base + a * box, 0.0, detected=False)
-    track.add(indices[step], box, score)
+    track.add(indices[step], box, score, keypoints=keypoints)
     last_seen[track.id] = step
 
 
@@ -106,9 +167,50 @@ def densify(track: Track, indices: np.ndarray, reach: int) -> Track:
     boxes = np.stack(track.boxes)
     scores = dict(zip(track.indices, track.scores))
     found = dict(zip(track.indices, track.detected))
+    marks = dict(zip(track.indices, track.keypoints))
     dense = Track(track.id)
     for index in indices:
         if known[0] - reach <= index <= known[-1] + reach:
             box = np.array([np.interp(index, known, boxes[:, c]) for c in range(4)])
-            dense.add(index, box, scores.get(int(index), 0.0), found.get(int(index), False))
+            dense.add(index, box, scores.get(int(index), 0.0), found.get(int(index), False), marks.get(int(index)))
     return dense
+
+
+def smooth_sizes(track: Track, window: int = 7, max_step: float = 0.1, one_scale: float = 0.12) -> Track:
+    """The track with its box sides smoothed, each box keeping its centre.
+
+    A detector's box side jitters from frame to frame (a tile sees the face, then the coarse whole
+    view; a hand or glasses move the box), and each jump would change the crop's scale. The sides
+    are median filtered over `window` frames then averaged over 5; where the result stays within
+    `one_scale` of the track's median side, the whole track takes that one side (one crop scale per
+    track); where the face really grows or shrinks, the smoothed sides follow it, changing by at
+    most `max_step` between neighbouring frames.
+    """
+    n = len(track.boxes)
+    if n < 2:
+        return track
+    boxes = np.stack(track.boxes).astype(np.float64)
+    log_side = np.log(np.maximum(box_side(boxes), 1.0))
+    half = window // 2
+    med = np.array([np.median(log_side[max(0, i - half):i + half + 1]) for i in range(n)])
+    mean = np.array([med[max(0, i - 2):i + 3].mean() for i in range(n)])
+    if np.abs(mean - np.median(log_side)).max() <= np.log1p(one_scale):
+        target = np.full(n, np.median(log_side))
+    else:
+        target = _limit_steps(mean, np.log1p(max_step))
+    scale = np.exp(target - log_side)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    half_wh = (boxes[:, 2:] - boxes[:, :2]) / 2 * scale[:, None]
+    track.boxes = [b.astype(np.float32) for b in np.concatenate([centre - half_wh, centre + half_wh], 1)]
+    return track
+
+
+def _limit_steps(x: np.ndarray, step: float) -> np.ndarray:
+    """x changed as little as it takes for neighbours to differ by at most `step`: the mean of a
+    forward and a backward limited pass (each changes by at most `step`, so their mean does too)."""
+    fwd, bwd = x.copy(), x.copy()
+    for i in range(1, len(x)):
+        fwd[i] = np.clip(fwd[i], fwd[i - 1] - step, fwd[i - 1] + step)
+    for i in range(len(x) - 2, -1, -1):
+        bwd[i] = np.clip(bwd[i], bwd[i + 1] - step, bwd[i + 1] + step)
+    return (fwd + bwd) / 2

@@ -1,5 +1,7 @@
 """The face engine on real faces: detector, tracks and crops on the DFDC sample videos."""
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -37,12 +39,21 @@ def test_face_images_yield_their_faces(detector, face_images_dir, name, count):
     assert np.all(sides > 8) and np.all(sides < 128)
 
 
-def test_windows_cover_the_frame_with_overlap():
-    wins = windows(1080, 1920)
-    assert wins[0].side == 1920  # the whole frame
+@pytest.mark.parametrize("height,width,count", [(1080, 1920, 6), (1280, 720, 6), (720, 1280, 6), (1080, 1080, 4),
+                                                 (480, 854, 6), (480, 640, 4), (298, 298, 4)])
+def test_windows_cover_the_frame_with_overlap(height, width, count):
+    """Tiles (as many as the 2/3-side tiles were, or fewer) overlap by at least the smallest face the
+    whole view finds, 1/8 of the long side: a face cut by every tile it touches is one the whole view
+    finds. Before, 1920x1080's tiles overlapped by 120 px and 720x1280's by 80."""
+    wins = windows(height, width)
+    assert wins[0].side == max(height, width)  # the whole frame
     tiles = wins[1:]
-    assert len(tiles) == 6 and all(w.side == 720 for w in tiles)
-    assert max(w.x + w.side for w in tiles) == 1920 and max(w.y + w.side for w in tiles) == 1080
+    side = tiles[0].side
+    assert len(tiles) == count and all(w.side == side for w in tiles) and side <= 0.75 * min(height, width) + 1
+    xs, ys = sorted({w.x for w in tiles}), sorted({w.y for w in tiles})
+    assert xs[0] == ys[0] == 0 and xs[-1] + side == width and ys[-1] + side == height
+    overlaps = [a + side - b for a, b in itertools.pairwise(xs)] + [a + side - b for a, b in itertools.pairwise(ys)]
+    assert min(overlaps) >= max(height, width) / 8
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +71,7 @@ def sample_faces(detector, sample_dir):
 def test_main_track_covers_the_video_and_lies_on_the_face(sample_faces, name):
     faces = sample_faces[name]
     main = faces.tracks[0]
-    assert sum(main.detected) >= 0.95 * 32
+    assert sum(main.detected) >= 31
     assert len(main.indices) == 32 and faces.crops[0].shape == (32, 128, 128, 3)
     cx, cy, side = SEEN[name]
     box = main.boxes[0]
@@ -69,6 +80,16 @@ def test_main_track_covers_the_video_and_lies_on_the_face(sample_faces, name):
     # boxes follow the face without jumps (faces move little between samples)
     centres = np.array([(b[:2] + b[2:]) / 2 for b in main.boxes])
     assert np.abs(np.diff(centres, axis=0)).max() < 0.8 * side
+
+
+@pytest.mark.parametrize("name", sorted(SEEN))
+def test_box_sides_change_by_less_than_15_percent_between_neighbouring_frames(sample_faces, name):
+    """One crop scale per track: on yhffcuhhjy sides went 115 -> 74 -> 190 px between nearby frames."""
+    faces = sample_faces[name]
+    assert faces.tracks and not faces.dropped
+    for track in faces.tracks:
+        sides = np.array([max(b[2] - b[0], b[3] - b[1]) for b in track.boxes])
+        assert np.all(np.abs(np.diff(np.log(sides))) < np.log(1.15))
 
 
 def test_two_people_give_two_tracks(detector, sample_dir, tmp_path):

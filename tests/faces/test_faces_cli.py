@@ -31,6 +31,7 @@ def test_faces_writes_crops_json_and_contact_sheet(sample_dir, tmp_path, weights
     data = json.loads((folder / "faces.json").read_text())
     assert (data["width"], data["height"]) == (720, 1280) and len(data["sampled_frames"]) == 8
     main_track = data["tracks"][0]
+    assert data["dropped_tracks"] == []  # tracks left out (not a face, or weak), with the reason
     crops = sorted((folder / "crops").glob("t00_*.png"))
     assert len(crops) == len(main_track["frames"]) >= 7
     assert cv2.imread(str(crops[0])).shape == (96, 96, 3)
