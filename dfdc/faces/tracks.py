@@ -128,14 +128,6 @@ def select_tracks(tracks: list[Track], frames: int, check: Callable[[Track], str
     return kept, dropped
 
 
-def build_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
-                 max_gap: int = 4, min_coverage: float = 0.25, min_relative: float = 0.4) -> list[Track]:
-    """Link per-frame detections into tracks and keep the lasting, strong ones (no face check):
-    `link_tracks` then `select_tracks`."""
-    return select_tracks(link_tracks(indices, detections, min_iou, max_gap), len(indices),
-                         None, min_coverage, min_relative)[0]
-
-
 def _predict(track: Track, index: int) -> np.ndarray:
     """Where the track's box would be at frame `index` if it kept its last motion between detections."""
     seen = [i for i, d in enumerate(track.detected) if d][-2:]
