@@ -72,8 +72,6 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     settings = json.loads((cache / "settings.json").read_text())
     if "folder" not in index:  # a cache of an older dfdc: its parts by number
         index["folder"] = index["part"].astype(str)
-    if cfg.by not in ("part", "cluster"):
-        raise DfdcError(f"unknown fold grouping {cfg.by!r}; use 'part' (a folder) or 'cluster'")
     if cfg.model not in HEADS:
         raise DfdcError(f"dfdc cv trains {' or '.join(HEADS)} models, not {cfg.model!r}")
     k = cfg.folds or (index["part"].nunique() if cfg.by == "part" else 5)
@@ -126,7 +124,7 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     oof = index[["video", "folder", "fold"]].assign(label=y, p_raw=raw, p=calibrated)
     oof.to_csv(out / "oof.csv", index=False)
     summary = _summary(oof, cfg, k, aggregation, losses, calibrator)
-    summary["training"] = [{k_: v for k_, v in r.items()} for r in fit_rows]
+    summary["training"] = fit_rows
     (out / "cv.json").write_text(json.dumps(summary, indent=1))
     reliability_diagram(raw, y, out / "reliability.png", calibrated=calibrated, prior=PRIOR)
     roc_curves(oof, out / "roc.png")
