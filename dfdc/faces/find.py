@@ -33,16 +33,12 @@ class Tracks(list):
 @dataclass
 class Faces:
     """The people of one video: tracks (main first) and, per track, its crops in frame order;
-    `dropped`: the tracks left out and why (taken from `tracks.dropped` when not given)."""
+    `dropped`: the tracks left out and why (track_faces' `Tracks.dropped`)."""
 
     video: Video
     tracks: list[Track]
     crops: list[np.ndarray]  # per track: (n, size, size, 3) uint8 RGB
     dropped: list[DroppedTrack] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if not self.dropped:
-            self.dropped = list(getattr(self.tracks, "dropped", []))
 
     def to_dict(self) -> dict:
         """What faces.json and the inference report say about the tracks."""
@@ -94,4 +90,4 @@ def find_faces(video: Video, detector: Detector, size: int = CROP_SIZE, margin: 
                detect_every: int = 1) -> Faces:
     """Tracks and crops of every person in the video, and the tracks left out."""
     tracks = track_faces(video, detector, detect_every)
-    return Faces(video, tracks, crop_tracks(video, tracks, size, margin))
+    return Faces(video, tracks, crop_tracks(video, tracks, size, margin), tracks.dropped)

@@ -78,7 +78,7 @@ def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[in
         tracks = track_faces(video, detector, detect_every)
         item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
         video.frames = np.empty((0, *video.frames.shape[1:]), np.uint8)  # the crops are all the models need
-        item.faces = Faces(video, tracks, [])
+        item.faces = Faces(video, tracks, [], tracks.dropped)
     except Exception as e:  # a bad video never stops the batch
         item.error, item.kind = problem_line(path, e), problem_kind(e)
         item.detail = getattr(e, "detail", None) or item.detail or (None if isinstance(e, DfdcError) else repr(e))

@@ -9,11 +9,13 @@ import pytest
 import torch
 from helpers import ffmpeg
 
+from dfdc.defaults import CROP_MARGIN
 from dfdc.faces.boxes import box_side, face_like
 from dfdc.faces.crops import crop_face
 from dfdc.faces.detector import FaceDetector
-from dfdc.faces.find import Faces, find_faces
+from dfdc.faces.find import find_faces
 from dfdc.faces.tracks import Track, select_tracks, smooth_sizes
+from dfdc.inference.predict import prepare
 from dfdc.video.read import read_video
 
 
@@ -50,8 +52,9 @@ def test_a_non_face_track_is_dropped_and_reported(detector, real_dir, name, face
     assert any(np.abs(_centre(np.median(d.track.boxes, 0)) - other).max() < 60 for d in not_faces), what
     report = faces.to_dict()["dropped_tracks"]
     assert len(report) == len(faces.dropped) and all(d["reason"] and d["frames"] for d in report)
-    # as the predict report builds it: Faces(video, track_faces(...), []) keeps the dropped tracks
-    assert Faces(faces.video, faces.tracks, []).to_dict()["dropped_tracks"] == report
+    # the predict report, from predict's own preparation of the video, lists them the same
+    prepared = prepare(real_dir / name, 32, detector, {(64, CROP_MARGIN)}, detect_every=1)
+    assert prepared.faces.to_dict()["dropped_tracks"] == report
 
 
 def test_a_close_up_keeps_the_face_not_its_ear(detector, real_dir):
