@@ -158,8 +158,9 @@ def _train(args: argparse.Namespace) -> int:
 def _cv(args: argparse.Namespace) -> int:
     from .training.cv import CVConfig, run_cv
 
-    cfg = CVConfig(folds=args.folds, by=args.fold_by, backbone=args.backbone, pretrained=args.pretrained,
-                   pooling=args.pooling, size=args.size, C=args.C, seed=args.seed, device=args.device,
+    cfg = CVConfig(model=args.model, folds=args.folds, by=args.fold_by, backbone=args.backbone,
+                   pretrained=args.pretrained, pooling=args.pooling, size=args.size, C=args.C, tune=args.tune,
+                   views=args.views, epochs=args.epochs, lr=args.lr, seed=args.seed, device=args.device,
                    batch_size=args.batch_size)
     s = run_cv(args.cache, args.out, cfg)
     for name in ("raw", "calibrated"):
@@ -320,10 +321,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, help="K (default: one per folder when grouping by part, else 5)")
     p.add_argument("--fold-by", choices=["part", "cluster"], default="part",
                    help="part: a folder of the data root is never split; cluster: an original and its fakes")
-    p.add_argument("--backbone", default="tf_efficientnet_lite0", help="a timm model name (frozen)")
+    p.add_argument("--backbone", default="tf_efficientnet_lite0", help="a timm model name")
     p.add_argument("--pretrained", default="lite0", help='"lite0" or a state dict file for the backbone')
-    p.add_argument("--pooling", default="multiscale", help="last or multiscale: what the head sees")
+    p.add_argument("--pooling", default="multiscale", help="logistic head: last or multiscale, what it sees")
     p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
+    p.add_argument("--model", choices=["frame", "sequence"], default="frame",
+                   help="frame (a per-crop model) or sequence (the original design's ConvLSTM over clips)")
+    p.add_argument("--tune", type=int, default=0, metavar="BLOCKS",
+                   help="frame model: fine-tune the backbone's last BLOCKS blocks per fold (0: frozen, logistic head)")
+    p.add_argument("--views", type=int, default=3, help="fine-tuning: cached views per crop (1 clean + augmented)")
+    p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")
+    p.add_argument("--lr", type=float, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic head")
     p.add_argument("--batch-size", type=int, default=32, help="crops per backbone call")
     p.add_argument("--seed", type=int, default=0)

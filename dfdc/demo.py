@@ -1,10 +1,10 @@
 """`dfdc demo`: the whole product, end to end, on a fresh machine: a local dry run that ends in a submission.
 
 With real labelled videos (default shared/data/real: one folder per identity group, each with a
-DFDC metadata.json): faces -> grouped cross-validation of a frozen-backbone model (out-of-fold
-scores, aggregation and calibration chosen on them) -> demo/model.pt -> `dfdc predict` on a test
-folder (default shared/data/dfdc_sample) -> submission/submission.csv. Quality is judged on real
-manipulations only, out of fold.
+DFDC metadata.json): faces -> grouped cross-validation of the frame model with its last backbone
+blocks fine-tuned per fold (out-of-fold scores, aggregation and calibration chosen on them) ->
+demo/model.pt -> `dfdc predict` on a test folder (default shared/data/dfdc_sample) ->
+submission/submission.csv. Quality is judged on real manipulations only, out of fold.
 
 Without them, a DFDC-shaped synthetic sample (real faces, synthetic manipulations) goes through
 extract -> train -> calibrate -> evaluate -> predict instead: it proves the plumbing, not the

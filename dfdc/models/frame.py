@@ -54,6 +54,33 @@ class FrameModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.features(x))).squeeze(1)
 
+    def early(self, x: torch.Tensor, block: int) -> torch.Tensor:
+        """(B, C, H, W) -> the backbone's feature map before its block `block`: the part `dfdc cv`
+        keeps frozen and computes once, so each fold fine-tunes only what follows (`late`)."""
+        enc = self._stages()
+        h = enc.bn1(enc.conv_stem(x))
+        for b in enc.blocks[:block]:
+            h = b(h)
+        return h
+
+    def late(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """early(x, block) -> (B,) logits, the same as forward(x) (pooling "last")."""
+        enc = self._stages()
+        for b in enc.blocks[block:]:
+            h = b(h)
+        return self.fc(self.dropout(enc.forward_head(enc.bn2(enc.conv_head(h))))).squeeze(1)
+
+    def late_parameters(self, block: int) -> list[nn.Parameter]:
+        """What `late` trains: the blocks from `block` on, the head convolution and the fc."""
+        enc = self._stages()
+        return [p for m in (*enc.blocks[block:], enc.conv_head, enc.bn2, self.fc) for p in m.parameters()]
+
+    def _stages(self) -> nn.Module:
+        if self.pooling != "last" or not all(hasattr(self.encoder, a) for a in ("conv_stem", "blocks", "conv_head", "bn2")):
+            raise DfdcError("fine-tuning part of the backbone needs pooling 'last' and an EfficientNet-style "
+                            "timm backbone (conv_stem, blocks, conv_head, bn2)")
+        return self.encoder
+
 
 POOLINGS = ("last", "multiscale")
 

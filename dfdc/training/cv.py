@@ -1,12 +1,13 @@
-"""`dfdc cv`: grouped K-fold cross-validation of a frozen-backbone model, on real videos.
+"""`dfdc cv`: grouped K-fold cross-validation on real videos, cheap enough for a CPU.
 
 Every video gets one out-of-fold P(FAKE) from the model that never saw its fold; a fold is a whole
 group (by default a folder of the data root: one dataset or identity group, so a face, a
-compression copy or the other direction of a swap never sits on both sides). The backbone is
-frozen, so its features are computed once (features.py) and each fold fits only the head: for the
-frame model a logistic regression (scikit-learn; every video weighing the same, REAL and FAKE
-balanced), for the sequence model its linear + ConvLSTM + FC layers over clips of the features
-(Adam, a fixed number of epochs). Seconds per fold on a CPU, and the same result on a busy
+compression copy or the other direction of a swap never sits on both sides). What the backbone
+computes before the trained part is the same in every fold, so it is computed once (features.py)
+and each fold trains only the rest: the frame model's last blocks fine-tuned on pairs of a fake and
+a real crop (`tune` > 0, about a minute per fold), or on a wholly frozen backbone a logistic
+regression (scikit-learn; every video weighing the same, REAL and FAKE balanced), or the sequence
+model's linear + ConvLSTM + FC layers over clips of the features. The same result on a busy
 machine as on a quiet one: the work is set by epochs, never by the clock.
 
 From the pooled out-of-fold scores it chooses the aggregation (frame scores -> video score) and
@@ -29,6 +30,7 @@ import pandas as pd
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 from ..defaults import AGGREGATION, CLIP, CLIP_FRAMES, CROP_MARGIN, PRIOR
 from ..device import pick_device
@@ -40,8 +42,9 @@ from ..models.clips import clip_windows
 from ..scores.aggregation import AGGREGATIONS, video_score
 from ..scores.calibration import Calibrator, fit_calibrator, reliability_diagram
 from ..scores.metrics import score_table
+from .augment import ClipAugment
 from .curves import cv_curves, roc_curves
-from .dataset import BalancedSampler, read_index
+from .dataset import BalancedSampler, FrameDataset, read_index
 from .features import cached_features, crop_features
 
 log = logging.getLogger("dfdc")
@@ -57,9 +60,11 @@ class CVConfig:
     pooling: str = "multiscale"  # frame model: what the head sees
     size: int = 224
     C: float = 0.003  # frame head: inverse L2 strength, on standardised features
+    tune: int = 0  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
+    views: int = 3  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
     clip_length: int = CLIP_FRAMES  # sequence head: T
-    epochs: int = 30  # sequence head
-    lr: float = 1e-3  # sequence head
+    epochs: int | None = None  # sequence head or fine-tuning (None: the head's own default)
+    lr: float | None = None  # sequence head or fine-tuning (None: the head's own default)
     seed: int = 0
     device: str = "auto"
     batch_size: int = 32
@@ -83,16 +88,23 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
 
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    head_type = HEADS[cfg.model]
+    head_type = TunedHead if cfg.model == "frame" and cfg.tune else HEADS[cfg.model]
     model = head_type.create(cfg)
     base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
                                       frames=int(settings["frames"]), **head_type.config(cfg))
-    model = model.to(device)
+    model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)
+    views = cfg.views if head_type is TunedHead else 1
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
-           "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size}
-    X = cached_features(out, key, lambda: crop_features(model, cache, index, cfg.size, base.mean, base.std, device,
-                                                         cfg.batch_size))
+           "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
+           "seed": cfg.seed}
+    augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
+    X = cached_features(out, key, lambda: crop_features(
+        head_type.features(model, cfg), cache, index, augment, device, views=views, seed=cfg.seed,
+        batch_size=cfg.batch_size, dtype=np.float32))
+    X = X if views > 1 else X[:, 0]  # the frozen heads take one view: (crops, F)
     feats = np.split(X, np.cumsum(index["n_faces"].to_numpy())[:-1])  # per video, its crops' features
+    data = FrameDataset(cache, index)
+    index["frames"] = [data.frames(row)[1] for row in range(len(index))]  # sampled frames of the main track
     y = (index["label"] == "FAKE").to_numpy().astype(int)
     fold_of = index["fold"].to_numpy()
 
@@ -100,7 +112,7 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     heads, fit_rows = [], []
     for fold in range(k):
         train = np.flatnonzero(fold_of != fold)
-        head = head_type.fit(model, [feats[v] for v in train], y[train], cfg)
+        head = head_type.fit(model, [feats[v] for v in train], y[train], cfg, index.iloc[train])
         heads.append(head)
         scored = [head.scores(f) for f in feats]
         for v in np.flatnonzero(fold_of == fold):
@@ -132,10 +144,11 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
 
     config = replace(base, aggregation=aggregation, calibrator=calibrator.to_dict())
     model = model.cpu()
+    final = head_type.fit(model, feats, y, cfg, index)  # from the start model, as every fold was
     for fold, head in enumerate(heads):
         head.install(model)
         save_checkpoint(out / "folds" / f"fold_{fold}.pt", model, _with_facts(config, {"fold": fold, "cv": asdict(cfg)}))
-    head_type.fit(model, feats, y, cfg).install(model)
+    final.install(model)
     save_checkpoint(out / "model.pt", model, _with_facts(config, {"cv": asdict(cfg), "pooled": summary["pooled"]}))
     summary["model"] = str(out / "model.pt")
     return summary
@@ -158,8 +171,13 @@ class FrameHead:
     def config(cfg: CVConfig) -> dict:
         return {}
 
+    @staticmethod
+    def features(model: torch.nn.Module, cfg: CVConfig):
+        return model.features
+
     @classmethod
-    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig) -> "FrameHead":
+    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
+            videos: pd.DataFrame) -> "FrameHead":
         X = np.concatenate(feats)
         video = np.repeat(np.arange(len(feats)), [len(f) for f in feats])
         rows_y = y[video]
@@ -196,8 +214,13 @@ class SequenceHead:
     def config(cfg: CVConfig) -> dict:
         return {"clip_length": cfg.clip_length}
 
+    @staticmethod
+    def features(model: torch.nn.Module, cfg: CVConfig):
+        return model.features
+
     @classmethod
-    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig) -> "SequenceHead":
+    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
+            videos: pd.DataFrame) -> "SequenceHead":
         torch.manual_seed(cfg.seed)
         head = copy.deepcopy(model).cpu()  # a fresh head of the same shape for every fold
         for module in (head.reduce, head.lstm, head.head):
@@ -205,14 +228,14 @@ class SequenceHead:
                 if hasattr(layer, "reset_parameters"):
                     layer.reset_parameters()
         params = [p for m in (head.reduce, head.lstm, head.head) for p in m.parameters()]
-        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        optimizer = torch.optim.Adam(params, lr=cfg.lr or SEQUENCE_LR)
         T, per_video = cfg.clip_length, 3
         labels = np.repeat(y, per_video)
         sampler = BalancedSampler(labels, cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         history = []
-        for epoch in range(cfg.epochs):
+        for epoch in range(cfg.epochs or SEQUENCE_EPOCHS):
             head.train()
             sampler.set_epoch(epoch)
             order = np.array(list(sampler))
@@ -242,6 +265,107 @@ class SequenceHead:
     def install(self, model: torch.nn.Module) -> None:
         trained = {k: v for k, v in self.net.state_dict().items() if not k.startswith("encoder.")}
         model.load_state_dict({**model.state_dict(), **trained})
+
+
+# The sequence head on frozen features: epochs and learning rate.
+SEQUENCE_EPOCHS, SEQUENCE_LR = 30, 1e-3
+
+
+class TunedHead:
+    """The frame model's last `tune` backbone blocks, head convolution and fc, fine-tuned on cached
+    maps of the blocks before (several augmented views per crop), with BatchNorm statistics kept.
+
+    Each step shows FAKE crops beside a REAL partner: the fake's own original at the nearest
+    sampled frame when that is among the training videos (same person, scene, camera and
+    compression: only the manipulation differs), else a REAL crop of the same folder (the same
+    dataset's capture and encoding). The loss is BCE plus a ranking term asking each fake to score
+    above its partner, so the model learns what the manipulation changed, not who or where.
+    """
+
+    def __init__(self, net: torch.nn.Module, history: list[float], block: int) -> None:
+        self.net, self.history, self.block = net.eval(), history, block
+
+    @staticmethod
+    def create(cfg: CVConfig) -> torch.nn.Module:
+        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling="last")
+
+    @staticmethod
+    def config(cfg: CVConfig) -> dict:
+        return {}
+
+    @staticmethod
+    def features(model: torch.nn.Module, cfg: CVConfig):
+        block = len(model.encoder.blocks) - cfg.tune
+        return lambda x: model.early(x, block)
+
+    @classmethod
+    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
+            videos: pd.DataFrame) -> "TunedHead":
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        net = copy.deepcopy(model).cpu().eval()
+        block = len(net.encoder.blocks) - cfg.tune
+        params = net.late_parameters(block)
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr or TUNE_LR, weight_decay=1e-2)
+        fakes = np.flatnonzero(y == 1)
+        partner = _partners(videos, y, rng)
+        history = []
+        for _ in range(cfg.epochs or TUNE_EPOCHS):
+            net.train()
+            for m in net.modules():  # BatchNorm keeps its ImageNet statistics: batches of 32 are too few
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.eval()
+            pairs = [(v, c) for v in fakes for c in rng.permutation(len(feats[v]))[:TUNE_CROPS]]
+            pairs = [pairs[i] for i in rng.permutation(len(pairs))]
+            losses = []
+            for start in tqdm(range(0, len(pairs), TUNE_PAIRS), desc="fine-tuning", unit="step", leave=False):
+                batch = []
+                for v, c in pairs[start:start + TUNE_PAIRS]:
+                    views = rng.integers(0, feats[v].shape[1], 2)
+                    u, d = partner(v, c)
+                    batch += [feats[v][c, views[0]], feats[u][d, views[1]]]
+                x = torch.from_numpy(np.stack(batch).astype(np.float32))
+                target = torch.tensor([1.0, 0.0] * (len(batch) // 2))
+                logits = net.late(x, block)
+                loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                        + torch.nn.functional.softplus(logits[1::2] - logits[0::2]).mean())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+            history.append(float(np.mean(losses)))
+        return cls(net, history, block)
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        """P(FAKE) per crop, on the crops as predict sees them (view 0)."""
+        with torch.inference_mode():
+            return torch.sigmoid(self.net.late(torch.from_numpy(feats[:, 0].astype(np.float32)), self.block)).numpy()
+
+    def install(self, model: torch.nn.Module) -> None:
+        model.load_state_dict(self.net.state_dict())
+
+
+# Fine-tuning: epochs, learning rate, crops drawn per FAKE video per epoch, pairs per step (a batch of 2x).
+TUNE_EPOCHS, TUNE_LR, TUNE_CROPS, TUNE_PAIRS = 3, 3e-4, 16, 16
+
+
+def _partners(videos: pd.DataFrame, y: np.ndarray, rng: np.random.Generator):
+    """(fake video, crop) -> (REAL video, crop): its original at the nearest sampled frame when the
+    original is among these videos, else a random crop of a random REAL video of its folder (of any
+    folder when its folder has none)."""
+    row = {name: i for i, name in enumerate(videos["video"])}
+    reals = np.flatnonzero(y == 0)
+    by_folder = {f: reals[videos["folder"].to_numpy()[reals] == f] for f in videos["folder"].unique()}
+    frames = videos["frames"].tolist()
+
+    def partner(v: int, c: int) -> tuple[int, int]:
+        o = row.get(videos["original"].iat[v], -1)
+        if o >= 0 and y[o] == 0:
+            return o, int(np.argmin(np.abs(np.asarray(frames[o]) - frames[v][c])))
+        pool = by_folder.get(videos["folder"].iat[v])
+        u = int(rng.choice(pool if pool is not None and len(pool) else reals))
+        return u, int(rng.integers(len(frames[u])))
+    return partner
 
 
 HEADS = {"frame": FrameHead, "sequence": SequenceHead}

@@ -1,8 +1,9 @@
 """Frozen-backbone features of every cached main-track crop, computed once and kept on disk.
 
-Cross-validating K models that each fine-tune a backbone costs hours on a CPU; with the backbone
-frozen, its features are the same for every fold, so they are computed once and each fold only
-fits the head (seconds). The file is named by what shaped it, so a changed setting recomputes.
+Cross-validating K models that each fine-tune a whole backbone costs hours on a CPU; with the
+backbone (or its early blocks) frozen, its features are the same for every fold, so they are
+computed once and each fold trains only what follows: a head in seconds, or the last blocks in
+about a minute. The file is named by what shaped it, so a changed setting recomputes.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn as nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -26,17 +28,23 @@ from .dataset import FrameDataset
 log = logging.getLogger("dfdc")
 
 
-def crop_features(model: nn.Module, cache: Path, index: pd.DataFrame, size: int, mean, std,
-                  device: torch.device, batch_size: int = 32) -> np.ndarray:
-    """(crops, F) float32: model.features of every main-track crop, video by video in index order."""
-    data = FrameDataset(cache, index, ClipAugment(size, tuple(mean), tuple(std), train=False))
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
-    model.eval()
+def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path, index: pd.DataFrame,
+                  augment: ClipAugment, device: torch.device, views: int = 1, seed: int = 0,
+                  batch_size: int = 32, dtype: np.dtype = np.float32) -> np.ndarray:
+    """(crops, views, ...) features of every main-track crop, video by video in index order: view 0
+    as predict sees the crop, each further view a random training augmentation of it (drawn from
+    `seed`), so a head trained on cached features still sees JPEG, blur, flips and the rest."""
     out = []
-    with torch.inference_mode():
-        for x, _ in tqdm(loader, desc="features", unit="batch", leave=False):
-            out.append(model.features(x.to(device)).float().cpu().numpy())
-    return np.concatenate(out)
+    for view in range(views):
+        torch.manual_seed(seed + view)  # the dataset's generator follows torch's seed
+        data = FrameDataset(cache, index, replace(augment, train=view > 0))
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
+        maps = []
+        with torch.inference_mode():
+            for x, _ in tqdm(loader, desc=f"features (view {view + 1}/{views})", unit="batch", leave=False):
+                maps.append(features(x.to(device)).float().cpu().numpy().astype(dtype))
+        out.append(np.concatenate(maps))
+    return np.stack(out, 1)
 
 
 def cached_features(folder: Path, key: dict, compute) -> np.ndarray:

@@ -14,10 +14,11 @@ import torch
 
 from dfdc.demo import run_demo
 from dfdc.inference.submission import check_submission
+from dfdc.models import create_model
 from dfdc.models.checkpoint import load_checkpoint
 from dfdc.scores.aggregation import video_score
 from dfdc.scores.metrics import score_table
-from dfdc.training.cv import CVConfig, run_cv
+from dfdc.training.cv import CVConfig, _partners, run_cv
 from dfdc.training.extract import run_extract
 
 FOLDERS = ("celebdf", "ffpp_misc", "dfdc")  # 298x298 face crops, 640x480 FF++, 1080x1080 DFDC: 25 videos
@@ -103,3 +104,42 @@ def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_
     _, config = load_checkpoint(tmp_path / "demo" / "model.pt")
     assert config.calibrator is not None and config.frames == 32
     assert (tmp_path / "demo" / "cv" / "roc.png").is_file()
+
+
+def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
+    tuned = dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=2)
+    summary = run_cv(cache, tmp_path / "tuned", CVConfig(**tuned))
+    assert all(len(r["history"]) == 2 for r in summary["training"])
+    oof = pd.read_csv(tmp_path / "tuned" / "oof.csv")
+    assert len(oof) == 25 and oof["p_raw"].nunique() > 10
+
+    # The fold checkpoint, run whole on the crops predict would see, gives the fold's held-out score;
+    # the blocks before the tuned ones are the start model's, the tuned ones have moved.
+    row = oof.iloc[-1]
+    model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
+    folder = cache / "videos" / Path(row["video"]).stem
+    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
+    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
+        / torch.tensor(config.std)[:, None, None]
+    with torch.inference_mode():
+        p = torch.sigmoid(model(x)).numpy()
+    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
+    torch.manual_seed(0)
+    start = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").state_dict()
+    tuned_state = model.state_dict()
+    assert torch.equal(tuned_state["encoder.blocks.4.0.conv_pw.weight"], start["encoder.blocks.4.0.conv_pw.weight"])
+    assert not torch.equal(tuned_state["encoder.blocks.5.0.conv_pw.weight"], start["encoder.blocks.5.0.conv_pw.weight"])
+
+
+def test_fakes_train_beside_their_original_or_a_real_video_of_their_folder():
+    videos = pd.DataFrame({
+        "video": ["orig.mp4", "fake.mp4", "lone_fake.mp4", "same_folder_real.mp4", "other_real.mp4", "far_fake.mp4"],
+        "folder": ["a", "a", "b", "b", "c", "d"],
+        "original": ["", "orig.mp4", "gone.mp4", "", "", ""],
+        "frames": [[0, 10, 20, 30], [0, 9, 21, 30], [0, 1], [5, 6, 7], [1, 2], [3]],
+    })
+    y = np.array([0, 1, 1, 0, 0, 1])
+    partner = _partners(videos, y, np.random.default_rng(0))
+    assert [partner(1, c) for c in range(4)] == [(0, 0), (0, 1), (0, 2), (0, 3)]  # the nearest sampled frame
+    assert {partner(2, 0)[0] for _ in range(20)} == {3}  # original absent: a REAL of its own folder
+    assert {partner(5, 0)[0] for _ in range(40)} == {0, 3, 4}  # no REAL in its folder: any REAL
