@@ -4,9 +4,7 @@ A fake shows itself by how the face changes (or fails to) over time, so a clip m
 flicker of its own: flip, jitter, blur, JPEG quality, downscale and cut-out are drawn once per
 clip and applied alike to all its frames (only the noise grain differs frame to frame, as a
 camera's does). The original design's JPEG compression and blur model the re-encoding of
-videos; cut-out hides one face part so the model cannot lean on a single cue; a black border
-is what a crop gets where the face is near the frame's edge (or the video is itself a face crop,
-as Celeb-DF's are), which must not read as FAKE or REAL.
+videos; cut-out hides one face part so the model cannot lean on a single cue.
 """
 
 from __future__ import annotations
@@ -48,7 +46,6 @@ class ClipAugment:
     p_blur: float = 0.2
     p_noise: float = 0.2
     p_jpeg: float = 0.5
-    p_border: float = 0.2
 
     def __call__(self, clip: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         params = self.draw(rng or np.random.default_rng()) if self.train else {}
@@ -72,8 +69,6 @@ class ClipAugment:
             p["noise"] = rng.uniform(2.0, 8.0)
         if rng.random() < self.p_jpeg:
             p["jpeg"] = int(rng.integers(40, 96))
-        if rng.random() < self.p_border:  # fractions of the side blacked out: left, top, right, bottom
-            p["border"] = tuple(float(w) for w in rng.uniform(0.03, 0.2, 4) * (rng.random(4) < 0.5))
         return p
 
     def apply(self, clip: np.ndarray, params: dict, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -96,9 +91,6 @@ class ClipAugment:
         if "noise" in params:
             grain = (rng or np.random.default_rng()).normal(0, params["noise"], out.shape)
             out = np.clip(out + grain, 0, 255).astype(np.uint8)
-        if "border" in params:  # before JPEG: a padded crop of a video frame is then encoded as a whole
-            left, top, right, bottom = (round(w * s) for w in params["border"])
-            out[:, :top], out[:, s - bottom:], out[:, :, :left], out[:, :, s - right:] = 0, 0, 0, 0
         if "jpeg" in params:
             out = np.stack([_jpeg(f, params["jpeg"]) for f in out])
         return np.ascontiguousarray(out)

@@ -108,8 +108,7 @@ def test_augmentation_draws_once_per_clip():
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (80, 80, 3), dtype=np.uint8)
     clip = np.stack([frame] * 4)
-    every = ClipAugment(64, p_flip=1, p_jitter=1, p_cutout=1, p_downscale=1, p_blur=1, p_noise=0, p_jpeg=1,
-                        p_border=1)
+    every = ClipAugment(64, p_flip=1, p_jitter=1, p_cutout=1, p_downscale=1, p_blur=1, p_noise=0, p_jpeg=1)
     for seed in range(5):
         x = every(clip, np.random.default_rng(seed))
         assert x.shape == (4, 3, 64, 64) and x.dtype == torch.float32
@@ -120,9 +119,6 @@ def test_augmentation_draws_once_per_clip():
     assert np.array_equal(flipped, moving[:, :, ::-1])  # a flip flips all frames
     plain = ClipAugment(64, train=False)(moving)
     assert np.abs(denormalise(plain).astype(int) - moving).max() <= 1  # eval: normalise only
-    bordered = ClipAugment(64).apply(moving, {"border": (0.1, 0.0, 0.2, 0.0)})  # left 6 px, right 13 px black
-    assert not bordered[:, :, :6].any() and not bordered[:, :, 51:].any()
-    assert np.array_equal(bordered[:, :, 6:51], moving[:, :, 6:51])
     noisy = ClipAugment(64, p_noise=1).apply(moving, {"noise": 5.0}, rng)
     assert noisy.dtype == np.uint8 and 2 < np.abs(noisy.astype(int) - moving).mean() < 8
 
