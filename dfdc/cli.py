@@ -327,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
     p.add_argument("--model", choices=["frame", "sequence"], default="frame",
                    help="frame (a per-crop model) or sequence (the original design's ConvLSTM over clips)")
-    p.add_argument("--tune", type=int, default=0, metavar="BLOCKS",
+    p.add_argument("--tune", type=int, default=defaults.TUNE_BLOCKS, metavar="BLOCKS",
                    help="frame model: fine-tune the backbone's last BLOCKS blocks per fold (0: frozen, logistic head)")
     p.add_argument("--views", type=int, default=3, help="fine-tuning: cached views per crop (1 clean + augmented)")
     p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")

@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from ..defaults import AGGREGATION, CLIP, CLIP_FRAMES, CROP_MARGIN, PRIOR
+from ..defaults import AGGREGATION, CLIP, CLIP_FRAMES, CROP_MARGIN, PRIOR, TUNE_BLOCKS
 from ..device import pick_device
 from ..errors import DfdcError
 from ..metadata import assign_folds
@@ -60,7 +60,7 @@ class CVConfig:
     pooling: str = "multiscale"  # frame model: what the head sees
     size: int = 224
     C: float = 0.003  # frame head: inverse L2 strength, on standardised features
-    tune: int = 0  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
+    tune: int = TUNE_BLOCKS  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
     views: int = 3  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
     clip_length: int = CLIP_FRAMES  # sequence head: T
     epochs: int | None = None  # sequence head or fine-tuning (None: the head's own default)

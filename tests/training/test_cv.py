@@ -22,7 +22,7 @@ from dfdc.training.cv import CVConfig, _partners, run_cv
 from dfdc.training.extract import run_extract
 
 FOLDERS = ("celebdf", "ffpp_misc", "dfdc")  # 298x298 face crops, 640x480 FF++, 1080x1080 DFDC: 25 videos
-TINY = dict(backbone="mobilenetv3_small_050", pretrained=None, size=64, device="cpu")
+TINY = dict(backbone="mobilenetv3_small_050", pretrained=None, size=64, device="cpu", tune=0)
 
 
 @pytest.fixture(scope="module")
