@@ -65,10 +65,14 @@ class FrameModel(nn.Module):
 
     def late(self, h: torch.Tensor, block: int) -> torch.Tensor:
         """early(x, block) -> (B,) logits, the same as forward(x) (pooling "last")."""
+        return self.fc(self.dropout(self.late_features(h, block))).squeeze(1)
+
+    def late_features(self, h: torch.Tensor, block: int) -> torch.Tensor:
+        """early(x, block) -> (B, F) pooled backbone features, what the fc (or a sequence head) sees."""
         enc = self._stages()
         for b in enc.blocks[block:]:
             h = b(h)
-        return self.fc(self.dropout(enc.forward_head(enc.bn2(enc.conv_head(h))))).squeeze(1)
+        return enc.forward_head(enc.bn2(enc.conv_head(h)))
 
     def late_parameters(self, block: int) -> list[nn.Parameter]:
         """What `late` trains: the blocks from `block` on, the head convolution and the fc."""

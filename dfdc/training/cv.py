@@ -88,12 +88,12 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
 
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    head_type = TunedHead if cfg.model == "frame" and cfg.tune else HEADS[cfg.model]
+    head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
     model = head_type.create(cfg)
     base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
                                       frames=int(settings["frames"]), **head_type.config(cfg))
     model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)
-    views = cfg.views if head_type is TunedHead else 1
+    views = cfg.views if cfg.tune else 1
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
            "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
            "seed": cfg.seed}
@@ -341,8 +341,52 @@ class TunedHead:
         with torch.inference_mode():
             return torch.sigmoid(self.net.late(torch.from_numpy(feats[:, 0].astype(np.float32)), self.block)).numpy()
 
+    def pooled(self, feats: np.ndarray) -> np.ndarray:
+        """(crops, F) pooled features of the tuned backbone, on the crops as predict sees them (view 0)."""
+        with torch.inference_mode():
+            return self.net.late_features(torch.from_numpy(feats[:, 0].astype(np.float32)), self.block).numpy()
+
     def install(self, model: torch.nn.Module) -> None:
         model.load_state_dict(self.net.state_dict())
+
+
+class TunedSequenceHead:
+    """The original design on a fine-tuned encoder: the encoder's last blocks are tuned per fold as
+    the frame model's (TunedHead, with a per-crop fc used only for that), then the sequence head
+    (Linear + ConvLSTM + FC) learns clips of the tuned encoder's pooled features (SequenceHead)."""
+
+    def __init__(self, tuned: TunedHead, sequence: SequenceHead) -> None:
+        self.tuned, self.sequence = tuned, sequence
+        self.history = tuned.history + sequence.history  # fine-tuning epochs, then the sequence head's
+
+    create = staticmethod(SequenceHead.create)
+    config = staticmethod(SequenceHead.config)
+
+    @staticmethod
+    def features(model: torch.nn.Module, cfg: CVConfig):
+        return TunedHead.features(_frame_twin(model, cfg), cfg)
+
+    @classmethod
+    def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
+            videos: pd.DataFrame) -> "TunedSequenceHead":
+        tuned = TunedHead.fit(_frame_twin(model, cfg).cpu(), feats, y, cfg, videos)
+        sequence = SequenceHead.fit(model, [tuned.pooled(f) for f in feats], y,
+                                    replace(cfg, epochs=None, lr=None), videos)
+        return cls(tuned, sequence)
+
+    def scores(self, feats: np.ndarray) -> np.ndarray:
+        return self.sequence.scores(self.tuned.pooled(feats))
+
+    def install(self, model: torch.nn.Module) -> None:
+        self.sequence.install(model)
+        model.encoder.load_state_dict(self.tuned.net.encoder.state_dict())
+
+
+def _frame_twin(model: torch.nn.Module, cfg: CVConfig) -> torch.nn.Module:
+    """A frame model holding `model`'s encoder weights, on its device: what TunedHead tunes."""
+    twin = create_model("frame", backbone=cfg.backbone, pretrained=False, pooling="last")
+    twin.encoder.load_state_dict(model.encoder.state_dict())
+    return twin.to(next(model.parameters()).device).eval()
 
 
 # Fine-tuning: epochs, learning rate, crops drawn per FAKE video per epoch, pairs per step (a batch of 2x).
@@ -368,7 +412,8 @@ def _partners(videos: pd.DataFrame, y: np.ndarray, rng: np.random.Generator):
     return partner
 
 
-HEADS = {"frame": FrameHead, "sequence": SequenceHead}
+HEADS = {"frame": FrameHead, "sequence": SequenceHead}  # on a frozen backbone
+TUNED_HEADS = {"frame": TunedHead, "sequence": TunedSequenceHead}  # with the backbone's last blocks tuned
 
 
 def _balanced(y: np.ndarray, p: np.ndarray, rows) -> float | None:

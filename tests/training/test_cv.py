@@ -16,6 +16,7 @@ from dfdc.demo import run_demo
 from dfdc.inference.submission import check_submission
 from dfdc.models import create_model
 from dfdc.models.checkpoint import load_checkpoint
+from dfdc.models.clips import clip_windows
 from dfdc.scores.aggregation import video_score
 from dfdc.scores.metrics import score_table
 from dfdc.training.cv import CVConfig, _partners, run_cv
@@ -143,3 +144,22 @@ def test_fakes_train_beside_their_original_or_a_real_video_of_their_folder():
     assert [partner(1, c) for c in range(4)] == [(0, 0), (0, 1), (0, 2), (0, 3)]  # the nearest sampled frame
     assert {partner(2, 0)[0] for _ in range(20)} == {3}  # original absent: a REAL of its own folder
     assert {partner(5, 0)[0] for _ in range(40)} == {0, 3, 4}  # no REAL in its folder: any REAL
+
+
+def test_sequence_head_on_the_tuned_encoder_is_what_its_checkpoint_scores(cache, tmp_path):
+    cfg = CVConfig(**dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=1),
+                   model="sequence", clip_length=4)
+    summary = run_cv(cache, tmp_path / "seq", cfg)
+    assert all(len(r["history"]) == 1 + 30 for r in summary["training"])  # 1 tuning epoch, then the head's 30
+    oof = pd.read_csv(tmp_path / "seq" / "oof.csv")
+    row = oof.iloc[3]
+    model, config = load_checkpoint(tmp_path / "seq" / "folds" / f"fold_{row['fold']}.pt")
+    assert (config.model, config.clip_length) == ("sequence", 4)
+    folder = cache / "videos" / Path(row["video"]).stem
+    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
+    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
+        / torch.tensor(config.std)[:, None, None]
+    clips = torch.stack([x[w] for w in clip_windows(len(x), 4)])  # the windows predict cuts
+    with torch.inference_mode():
+        p = torch.sigmoid(model(clips)).numpy()
+    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
