@@ -248,11 +248,8 @@ class SequenceHead:
                     s = int(rng.integers(0, max(0, n - T) + 1))
                     clips.append(feats[v][np.minimum(np.arange(s, s + T), n - 1)])
                 x = torch.from_numpy(np.stack(clips))
-                loss = loss_fn(head.head_forward(x), torch.from_numpy(y[items].astype(np.float32)))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
+                target = torch.from_numpy(y[items].astype(np.float32))
+                losses.append(_step(optimizer, loss_fn(head.head_forward(x), target)))
             history.append(float(np.mean(losses)))
         return cls(head, history, T)
 
@@ -327,12 +324,8 @@ class TunedHead:
                 x = torch.from_numpy(np.stack(batch).astype(np.float32))
                 target = torch.tensor([1.0, 0.0] * (len(batch) // 2))
                 logits = net.late(x, block)
-                loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
-                        + torch.nn.functional.softplus(logits[1::2] - logits[0::2]).mean())
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
+                losses.append(_step(optimizer, torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+                                    + torch.nn.functional.softplus(logits[1::2] - logits[0::2]).mean()))
             history.append(float(np.mean(losses)))
         return cls(net, history, block)
 
@@ -414,6 +407,14 @@ def _partners(videos: pd.DataFrame, y: np.ndarray, rng: np.random.Generator):
 
 HEADS = {"frame": FrameHead, "sequence": SequenceHead}  # on a frozen backbone
 TUNED_HEADS = {"frame": TunedHead, "sequence": TunedSequenceHead}  # with the backbone's last blocks tuned
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    """One optimiser step on this loss; its value."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def _balanced(y: np.ndarray, p: np.ndarray, rows) -> float | None:

@@ -56,6 +56,14 @@ def cache(real_root, weights_dir, tmp_path_factory) -> Path:
     return out
 
 
+def _crops_as_predict_sees_them(cache: Path, video: str, config) -> torch.Tensor:
+    """(n, 3, H, W): a video's cached main-track crops, normalised by the checkpoint's mean and std."""
+    folder = cache / "videos" / Path(video).stem
+    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
+    x = torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255
+    return (x - torch.tensor(config.mean)[:, None, None]) / torch.tensor(config.std)[:, None, None]
+
+
 def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tmp_path):
     summary = run_cv(cache, tmp_path / "cv", CVConfig(**TINY))
     oof = pd.read_csv(tmp_path / "cv" / "oof.csv")
@@ -72,10 +80,7 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
     row = oof.iloc[0]
     model, config = load_checkpoint(tmp_path / "cv" / "folds" / f"fold_{row['fold']}.pt")
     assert config.aggregation == summary["aggregation"] and config.calibrator is not None
-    folder = cache / "videos" / Path(row["video"]).stem
-    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
-    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
-        / torch.tensor(config.std)[:, None, None]
+    x = _crops_as_predict_sees_them(cache, row["video"], config)
     with torch.inference_mode():
         p = torch.sigmoid(model(x)).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
@@ -118,10 +123,7 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     # the blocks before the tuned ones are the start model's, the tuned ones have moved.
     row = oof.iloc[-1]
     model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
-    folder = cache / "videos" / Path(row["video"]).stem
-    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
-    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
-        / torch.tensor(config.std)[:, None, None]
+    x = _crops_as_predict_sees_them(cache, row["video"], config)
     with torch.inference_mode():
         p = torch.sigmoid(model(x)).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
@@ -155,10 +157,7 @@ def test_sequence_head_on_the_tuned_encoder_is_what_its_checkpoint_scores(cache,
     row = oof.iloc[3]
     model, config = load_checkpoint(tmp_path / "seq" / "folds" / f"fold_{row['fold']}.pt")
     assert (config.model, config.clip_length) == ("sequence", 4)
-    folder = cache / "videos" / Path(row["video"]).stem
-    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
-    x = (torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255 - torch.tensor(config.mean)[:, None, None]) \
-        / torch.tensor(config.std)[:, None, None]
+    x = _crops_as_predict_sees_them(cache, row["video"], config)
     clips = torch.stack([x[w] for w in clip_windows(len(x), 4)])  # the windows predict cuts
     with torch.inference_mode():
         p = torch.sigmoid(model(clips)).numpy()
