@@ -329,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame (a per-crop model) or sequence (the original design's ConvLSTM over clips)")
     p.add_argument("--tune", type=int, default=defaults.TUNE_BLOCKS, metavar="BLOCKS",
                    help="frame model: fine-tune the backbone's last BLOCKS blocks per fold (0: frozen, logistic head)")
-    p.add_argument("--views", type=int, default=3, help="fine-tuning: cached views per crop (1 clean + augmented)")
+    p.add_argument("--views", type=int, default=defaults.TUNE_VIEWS,
+                   help="fine-tuning: cached views per crop (1 clean + augmented)")
     p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--lr", type=float, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic head")

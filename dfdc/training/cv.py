@@ -24,6 +24,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
-from ..defaults import AGGREGATION, CLIP, CLIP_FRAMES, CROP_MARGIN, PRIOR, TUNE_BLOCKS
+from ..defaults import (
+    AGGREGATION,
+    CLIP,
+    CLIP_FRAMES,
+    CROP_MARGIN,
+    PRIOR,
+    TUNE_BLOCKS,
+    TUNE_VIEWS,
+)
 from ..device import pick_device
 from ..errors import DfdcError
 from ..metadata import assign_folds
@@ -61,7 +70,7 @@ class CVConfig:
     size: int = 224
     C: float = 0.003  # frame head: inverse L2 strength, on standardised features
     tune: int = TUNE_BLOCKS  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
-    views: int = 3  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
+    views: int = TUNE_VIEWS  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
     clip_length: int = CLIP_FRAMES  # sequence head: T
     epochs: int | None = None  # sequence head or fine-tuning (None: the head's own default)
     lr: float | None = None  # sequence head or fine-tuning (None: the head's own default)
@@ -100,8 +109,8 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
     X = cached_features(out, key, lambda: crop_features(
         head_type.features(model, cfg), cache, index, augment, device, views=views, seed=cfg.seed,
-        batch_size=cfg.batch_size, dtype=np.float32))
-    X = X if views > 1 else X[:, 0]  # the frozen heads take one view: (crops, F)
+        batch_size=cfg.batch_size))
+    X = X if cfg.tune else X[:, 0]  # the frozen heads take one view: (crops, F)
     feats = np.split(X, np.cumsum(index["n_faces"].to_numpy())[:-1])  # per video, its crops' features
     data = FrameDataset(cache, index)
     index["frames"] = [data.frames(row)[1] for row in range(len(index))]  # sampled frames of the main track
@@ -154,7 +163,20 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     return summary
 
 
-class FrameHead:
+class Head:
+    """What every head shares unless it says otherwise: it trains on what `model.features` gives,
+    and adds nothing to the checkpoint's config."""
+
+    @staticmethod
+    def config(cfg: CVConfig) -> dict:
+        return {}
+
+    @staticmethod
+    def features(model: torch.nn.Module, cfg: CVConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+        return model.features
+
+
+class FrameHead(Head):
     """Logistic regression on standardised crop features; each video weighs the same, and REAL and
     FAKE weigh half each, so the head's scores assume a 50/50 test set. The same map is one torch
     linear layer, the frame model's fc."""
@@ -166,14 +188,6 @@ class FrameHead:
     @staticmethod
     def create(cfg: CVConfig) -> torch.nn.Module:
         return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling=cfg.pooling)
-
-    @staticmethod
-    def config(cfg: CVConfig) -> dict:
-        return {}
-
-    @staticmethod
-    def features(model: torch.nn.Module, cfg: CVConfig):
-        return model.features
 
     @classmethod
     def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
@@ -199,7 +213,7 @@ class FrameHead:
             model.fc.bias.copy_(torch.tensor([b], dtype=torch.float32))
 
 
-class SequenceHead:
+class SequenceHead(Head):
     """The sequence model's layers after the encoder (linear, ConvLSTM, FC), trained on clips of
     T consecutive cached samples of frozen features (models/clips.py), REAL:FAKE 1:1 per epoch."""
 
@@ -213,10 +227,6 @@ class SequenceHead:
     @staticmethod
     def config(cfg: CVConfig) -> dict:
         return {"clip_length": cfg.clip_length}
-
-    @staticmethod
-    def features(model: torch.nn.Module, cfg: CVConfig):
-        return model.features
 
     @classmethod
     def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
@@ -268,7 +278,7 @@ class SequenceHead:
 SEQUENCE_EPOCHS, SEQUENCE_LR = 30, 1e-3
 
 
-class TunedHead:
+class TunedHead(Head):
     """The frame model's last `tune` backbone blocks, head convolution and fc, fine-tuned on cached
     maps of the blocks before (several augmented views per crop), with BatchNorm statistics kept.
 
@@ -287,12 +297,8 @@ class TunedHead:
         return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling="last")
 
     @staticmethod
-    def config(cfg: CVConfig) -> dict:
-        return {}
-
-    @staticmethod
-    def features(model: torch.nn.Module, cfg: CVConfig):
-        block = len(model.encoder.blocks) - cfg.tune
+    def features(model: torch.nn.Module, cfg: CVConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+        block = _first_tuned_block(model, cfg)
         return lambda x: model.early(x, block)
 
     @classmethod
@@ -301,7 +307,7 @@ class TunedHead:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         net = copy.deepcopy(model).cpu().eval()
-        block = len(net.encoder.blocks) - cfg.tune
+        block = _first_tuned_block(net, cfg)
         params = net.late_parameters(block)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr or TUNE_LR, weight_decay=1e-2)
         fakes = np.flatnonzero(y == 1)
@@ -356,7 +362,7 @@ class TunedSequenceHead:
     config = staticmethod(SequenceHead.config)
 
     @staticmethod
-    def features(model: torch.nn.Module, cfg: CVConfig):
+    def features(model: torch.nn.Module, cfg: CVConfig) -> Callable[[torch.Tensor], torch.Tensor]:
         return TunedHead.features(_frame_twin(model, cfg), cfg)
 
     @classmethod
@@ -373,6 +379,15 @@ class TunedSequenceHead:
     def install(self, model: torch.nn.Module) -> None:
         self.sequence.install(model)
         model.encoder.load_state_dict(self.tuned.net.encoder.state_dict())
+
+
+def _first_tuned_block(model: torch.nn.Module, cfg: CVConfig) -> int:
+    """The first of the backbone's blocks that fine-tuning trains (its last `cfg.tune`)."""
+    blocks = len(model.encoder.blocks)
+    if not 1 <= cfg.tune <= blocks or cfg.views < 1:
+        raise DfdcError(f"--tune must be within 1..{blocks} (the blocks of {cfg.backbone}) and --views at least 1, "
+                        f"not {cfg.tune} and {cfg.views}")
+    return blocks - cfg.tune
 
 
 def _frame_twin(model: torch.nn.Module, cfg: CVConfig) -> torch.nn.Module:

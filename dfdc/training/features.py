@@ -30,8 +30,8 @@ log = logging.getLogger("dfdc")
 
 def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path, index: pd.DataFrame,
                   augment: ClipAugment, device: torch.device, views: int = 1, seed: int = 0,
-                  batch_size: int = 32, dtype: np.dtype = np.float32) -> np.ndarray:
-    """(crops, views, ...) features of every main-track crop, video by video in index order: view 0
+                  batch_size: int = 32) -> np.ndarray:
+    """(crops, views, ...) float32 features of every main-track crop, video by video in index order: view 0
     as predict sees the crop, each further view a random training augmentation of it (drawn from
     `seed`), so a head trained on cached features still sees JPEG, blur, flips and the rest."""
     out = []
@@ -42,7 +42,7 @@ def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path,
         maps = []
         with torch.inference_mode():
             for x, _ in tqdm(loader, desc=f"features (view {view + 1}/{views})", unit="batch", leave=False):
-                maps.append(features(x.to(device)).float().cpu().numpy().astype(dtype))
+                maps.append(features(x.to(device)).float().cpu().numpy())
         out.append(np.concatenate(maps))
     return np.stack(out, 1)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from dfdc.demo import run_demo
+from dfdc.errors import DfdcError
 from dfdc.inference.submission import check_submission
 from dfdc.models import create_model
 from dfdc.models.checkpoint import load_checkpoint
@@ -162,3 +163,10 @@ def test_sequence_head_on_the_tuned_encoder_is_what_its_checkpoint_scores(cache,
     with torch.inference_mode():
         p = torch.sigmoid(model(clips)).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
+
+
+def test_tuning_more_blocks_than_the_backbone_has_is_one_clear_error(cache, tmp_path):
+    for tune, views in ((9, 3), (2, 0)):
+        with pytest.raises(DfdcError, match=r"--tune must be within 1\.\.7 .* not %d and %d" % (tune, views)):
+            run_cv(cache, tmp_path / "bad", CVConfig(**dict(TINY, backbone="tf_efficientnet_lite0", tune=tune,
+                                                            views=views)))
