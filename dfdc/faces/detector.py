@@ -109,12 +109,15 @@ def _square(frame: np.ndarray, w: Window, size: int) -> np.ndarray:
     h, wd = frame.shape[:2]
     x0, y0, x1, y1 = max(w.x, 0), max(w.y, 0), min(w.x + w.side, wd), min(w.y + w.side, h)
     if (x0, y0, x1, y1) == (w.x, w.y, w.x + w.side, w.y + w.side):
-        patch = frame[y0:y1, x0:x1]
-    else:
-        patch = np.zeros((w.side, w.side, 3), np.uint8)
-        if x1 > x0 and y1 > y0:
-            patch[y0 - w.y:y1 - w.y, x0 - w.x:x1 - w.x] = frame[y0:y1, x0:x1]
-    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+        return cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+    # Resize only the part inside the frame, then pad: the whole view of a 1920x1080 frame is not
+    # a 1920x1920 copy to shrink (the same pixels where the sides divide evenly, as DFDC's do).
+    patch = np.zeros((size, size, 3), np.uint8)
+    f = size / w.side
+    px0, py0, px1, py1 = (round((x0 - w.x) * f), round((y0 - w.y) * f), round((x1 - w.x) * f), round((y1 - w.y) * f))
+    if px1 > px0 and py1 > py0:
+        patch[py0:py1, px0:px1] = cv2.resize(frame[y0:y1, x0:x1], (px1 - px0, py1 - py0), interpolation=cv2.INTER_AREA)
+    return patch
 
 
 def _around(box: np.ndarray, factor: float) -> Window:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..device import inference_dtype
 from ..errors import DfdcError
 from ..models.checkpoint import CheckpointConfig, load_checkpoint
 from ..models.clips import clip_windows
@@ -42,8 +43,8 @@ class Member:
 
 
 def load_members(paths: list[Path], weights: list[float] | None, device: torch.device) -> list[Member]:
-    """The ensemble's checkpoints (files, or folders of them): half precision on CUDA, channels_last
-    on CPU, eval mode. Each is named by its file, with its folder where two files share a name."""
+    """The ensemble's checkpoints (files, or folders of them) in the device's inference precision,
+    channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name."""
     paths = checkpoint_files(paths)
     if weights is not None and len(weights) != len(paths):
         raise DfdcError(f"{len(weights)} ensemble weights for {len(paths)} checkpoints")
@@ -51,7 +52,9 @@ def load_members(paths: list[Path], weights: list[float] | None, device: torch.d
     members = []
     for i, path in enumerate(paths):
         model, config = load_checkpoint(path, device)
-        model = model.half() if device.type == "cuda" else model.to(memory_format=torch.channels_last)
+        model = model.to(inference_dtype(device))
+        if device.type != "cuda":
+            model = model.to(memory_format=torch.channels_last)
         calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
         name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
         members.append(Member(name, model, config, calibrator, weights[i] if weights else 1.0))
@@ -63,9 +66,9 @@ def _normalise(crops: np.ndarray, member: Member, device: torch.device) -> torch
     x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(member.config.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(member.config.std, device=device).view(1, 3, 1, 1)
-    x = (x - mean) / std
+    x = ((x - mean) / std).to(inference_dtype(device))
     if device.type == "cuda":
-        return x.half()
+        return x
     return x.contiguous(memory_format=torch.channels_last)
 
 

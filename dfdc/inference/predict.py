@@ -52,16 +52,24 @@ class Prepared:
     warning: str | None = None  # decoded in part ("decoded 4 of 8 sampled frames, ..."): scored from what decodes
     decoded: dict | None = None  # what decoded, for the report
     detail: str | None = None  # what a library said, for the report only
-    seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: decode, detect, crop, model
 
 
 def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[int, float]],
             detect_every: int, name: str | None = None) -> Prepared:
     """Decode, find the faces and cut the crops every member needs; errors become a message."""
-    start = time.monotonic()
+    tick = time.monotonic()
     item = Prepared(name or path.name, frames, path)
+
+    def lap(stage: str) -> None:
+        nonlocal tick
+        now = time.monotonic()
+        item.seconds[stage] = round(now - tick, 3)
+        tick = now
+
     try:
         video = read_video(path, frames)
+        lap("decode")
         fps = video.fps or 30.0
         item.decoded = {"frames": len(video.indices), "sampled": video.sampled, "complete": not video.partial,
                         "up_to_s": round((video.last + 1) / fps, 2), "duration_s": round(video.total / fps, 2)}
@@ -76,13 +84,14 @@ def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[in
         if video.partial:
             item.warning = video.decoded()
         tracks = track_faces(video, detector, detect_every)
+        lap("detect")
         item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
+        lap("crop")
         video.frames = np.empty((0, *video.frames.shape[1:]), np.uint8)  # the crops are all the models need
         item.faces = Faces(video, tracks, [], tracks.dropped)
     except Exception as e:  # a bad video never stops the batch
         item.error, item.kind = problem_line(path, e), problem_kind(e)
         item.detail = getattr(e, "detail", None) or item.detail or (None if isinstance(e, DfdcError) else repr(e))
-    item.seconds = time.monotonic() - start
     return item
 
 
@@ -160,11 +169,14 @@ class BatchScorer:
         per_member = []
         for m in active:
             crops = self._crops(batch, m)
-            n = sum(len(c) for video in crops for c in video)
+            counts = [sum(len(c) for c in video) for video in crops]
             tick = time.monotonic()
             per_member.append(score_tracks(m, crops, self.batch_size, self.device))
-            if n:
-                self.cost[m.name] = 0.5 * self.cost[m.name] + 0.5 * (time.monotonic() - tick) / n
+            if sum(counts):
+                per_crop = (time.monotonic() - tick) / sum(counts)
+                self.cost[m.name] = 0.5 * self.cost[m.name] + 0.5 * per_crop
+                for item, n in zip(batch, counts):  # the batch's time, shared by crops
+                    item.seconds["model"] = round(item.seconds.get("model", 0.0) + n * per_crop, 3)
         out = []
         for i, item in enumerate(batch):
             probs = [pm[i] for pm in per_member]
@@ -192,7 +204,7 @@ def _problem(item: Prepared, result: Scored) -> tuple[str, str, str] | None:
 def _report(item: Prepared, members: list[Member], result: Scored, level: int) -> dict:
     """The per-video JSON: tracks, per-frame probabilities, which frames looked fake, time."""
     report = {"video": item.name, "label": result.label, "raw_label": result.raw_label, "status": result.status,
-              "frames": item.frames, "plan_level": level, "seconds_prepare": round(item.seconds, 3),
+              "frames": item.frames, "plan_level": level, "seconds": item.seconds,
               "error": item.error, "problem": item.kind, "decoded": item.decoded,
               "warning": _problem(item, result)[2] if item.warning else None,
               "library_detail": item.detail}

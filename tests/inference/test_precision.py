@@ -1,0 +1,38 @@
+"""Scoring in the device's fast precision (bfloat16 on CPUs that have it, half on CUDA) moves the
+probabilities of real face crops by far less than any model's error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import dfdc.inference.ensemble as ensemble
+from dfdc.device import inference_dtype
+from dfdc.inference.ensemble import load_members, score_tracks
+from dfdc.models.checkpoint import init_checkpoint
+
+
+@pytest.mark.parametrize("model", ["frame", "sequence"])
+def test_fast_precision_scores_real_faces_as_float32_does(model: str, face_images_dir: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    device = torch.device("cpu")
+    torch.manual_seed(0)
+    ckpt = init_checkpoint(tmp_path / "m.pt", model, pretrained="lite0", backbone="tf_efficientnet_lite0")
+    image = cv2.cvtColor(cv2.imread(str(face_images_dir / "1face.png")), cv2.COLOR_BGR2RGB)
+    rng = np.random.default_rng(0)
+    crops = np.stack([cv2.resize(np.roll(image, (int(dy), int(dx)), (0, 1)), (224, 224))
+                      for dy, dx in rng.integers(-12, 12, (12, 2))])
+    fast = load_members([ckpt], None, device)[0]
+    assert next(fast.model.parameters()).dtype == inference_dtype(device)
+    p_fast = score_tracks(fast, [[crops]], 8, device)[0][0]
+    monkeypatch.setattr(ensemble, "inference_dtype", lambda device: torch.float32)
+    exact = load_members([ckpt], None, device)[0]
+    p_exact = score_tracks(exact, [[crops]], 8, device)[0][0]
+    assert len(p_fast) == len(p_exact) > 0
+    assert np.abs(p_fast - p_exact).max() < 0.02
+    if model == "frame":  # the crops' scores differ by several times what the precision moves them
+        assert np.abs(p_fast - p_exact).max() < 0.25 * np.ptp(p_exact)
