@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-from ffmpeg_time import ffmpeg_decode_seconds
+from ffmpeg_time import ffmpeg_decode_seconds, yardstick
 
 from dfdc.device import inference_dtype, pick_device
 from dfdc.inference.predict import run_predict
@@ -68,7 +68,7 @@ def main() -> None:
                 for s in STAGES:
                     stages[s].append(seconds.get(s, 0.0))
             ratios.append(ours / ff)
-            print(f"round {r + 1}: dfdc predict {ours:.2f} s/video   ffmpeg full decode {ff:.2f} s/video   "
+            print(f"round {r + 1}: dfdc predict {ours:.2f} s/video   {yardstick()} {ff:.2f} s/video   "
                   f"ratio {ours / ff:.2f}")
     print(f"ratio (median of {args.rounds}): {statistics.median(ratios):.2f}")
     print("stage seconds per video (mean; decode, detect, crop overlap the model): "

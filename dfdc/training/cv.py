@@ -90,15 +90,21 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
         raise DfdcError(f"dfdc cv trains {' or '.join(HEADS)} models, not {cfg.model!r}")
     k = cfg.folds or (index["part"].nunique() if cfg.by == "part" else 5)
     index = assign_folds(index, k=k, by=cfg.by, seed=cfg.seed)
+    for fold in range(k):
+        labels = set(index.loc[index["fold"] != fold, "label"])
+        if labels != {"REAL", "FAKE"}:
+            raise DfdcError(f"cannot cross-validate: the training videos of fold {fold} are all "
+                            f"{''.join(labels) or 'missing'} (grouped by {cfg.by}); use fewer --folds or another --fold-by",
+                            cache)
+    torch.manual_seed(cfg.seed)
+    head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
+    model = head_type.create(cfg)  # a bad --tune or --views fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     log.info("cv: %s model, %d videos (%d REAL, %d FAKE), %d folds grouped by %s", cfg.model, len(index),
              (index["label"] == "REAL").sum(), (index["label"] == "FAKE").sum(), k,
              "folder (part)" if cfg.by == "part" else cfg.by)
 
     device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
-    head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
-    model = head_type.create(cfg)
     base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
                                       frames=int(settings["frames"]), **head_type.config(cfg))
     model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)

@@ -170,3 +170,18 @@ def test_tuning_more_blocks_than_the_backbone_has_is_one_clear_error(cache, tmp_
         with pytest.raises(DfdcError, match=r"--tune must be within 1\.\.7 .* not %d and %d" % (tune, views)):
             run_cv(cache, tmp_path / "bad", CVConfig(**dict(TINY, backbone="tf_efficientnet_lite0", tune=tune,
                                                             views=views)))
+        assert not (tmp_path / "bad").exists()
+
+
+def test_a_fold_whose_training_videos_are_one_class_is_one_clear_error(cache, tmp_path):
+    """The REAL videos of one folder only: holding that folder out leaves nothing REAL to train on."""
+    one = tmp_path / "cache"
+    one.mkdir()
+    (one / "videos").symlink_to(cache / "videos")
+    shutil.copy(cache / "settings.json", one / "settings.json")
+    index = pd.read_csv(cache / "index.csv")
+    index[(index["label"] == "FAKE") | (index["folder"] == "dfdc")].to_csv(one / "index.csv", index=False)
+    with pytest.raises(DfdcError, match=r"cache: cannot cross-validate: the training videos of fold \d are all FAKE "
+                                        r"\(grouped by part\); use fewer --folds or another --fold-by$"):
+        run_cv(one, tmp_path / "out", CVConfig(**TINY))
+    assert not (tmp_path / "out").exists()
