@@ -8,7 +8,7 @@ import numpy as np
 
 from ..defaults import CROP_MARGIN, CROP_SIZE
 from ..video.read import Video
-from .crops import crop_face
+from .crops import crop_face, picture_bounds
 from .detector import Detector
 from .tracks import (
     DroppedTrack,
@@ -78,10 +78,11 @@ def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Trac
 
 
 def crop_tracks(video: Video, tracks: list[Track], size: int, margin: float) -> list[np.ndarray]:
-    """Square crops of every track at every frame it covers."""
+    """Square crops of every track at every frame it covers, inside the video's picture (no black bars)."""
     where = {int(index): i for i, index in enumerate(video.indices)}
+    bounds = picture_bounds(video.frames)
     return [
-        np.stack([crop_face(video.frames[where[i]], b, size, margin) for i, b in zip(t.indices, t.boxes)])
+        np.stack([crop_face(video.frames[where[i]], b, size, margin, bounds) for i, b in zip(t.indices, t.boxes)])
         for t in tracks
     ]
 
