@@ -96,25 +96,26 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
             raise DfdcError(f"cannot cross-validate: the training videos of fold {fold} are all "
                             f"{''.join(labels) or 'missing'} (grouped by {cfg.by}); use fewer --folds or another --fold-by",
                             cache)
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
-    model = head_type.create(cfg)  # a bad --tune or --views fails here, before anything is written
+    model = head_type.create(cfg)
+    base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
+                                      frames=int(settings["frames"]), **head_type.config(cfg))
+    model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)
+    features = head_type.features(model, cfg)  # a bad --tune or --views fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     log.info("cv: %s model, %d videos (%d REAL, %d FAKE), %d folds grouped by %s", cfg.model, len(index),
              (index["label"] == "REAL").sum(), (index["label"] == "FAKE").sum(), k,
              "folder (part)" if cfg.by == "part" else cfg.by)
 
-    device = pick_device(cfg.device)
-    base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
-                                      frames=int(settings["frames"]), **head_type.config(cfg))
-    model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)
     views = cfg.views if cfg.tune else 1
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
            "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
            "seed": cfg.seed}
     augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
     X = cached_features(out, key, lambda: crop_features(
-        head_type.features(model, cfg), cache, index, augment, device, views=views, seed=cfg.seed,
+        features, cache, index, augment, device, views=views, seed=cfg.seed,
         batch_size=cfg.batch_size))
     X = X if cfg.tune else X[:, 0]  # the frozen heads take one view: (crops, F)
     feats = np.split(X, np.cumsum(index["n_faces"].to_numpy())[:-1])  # per video, its crops' features
