@@ -54,10 +54,10 @@ def square_box(box: np.ndarray, margin: float, bounds: Bounds) -> tuple[int, int
     """
     x0, y0, x1, y1 = (float(v) for v in box)
     bx0, by0, bx1, by1 = bounds
-    face = max(x1 - x0, y1 - y0)
+    face, short = max(x1 - x0, y1 - y0), min(bx1 - bx0, by1 - by0)
     side = face * (1 + 2 * margin)
-    if face <= min(bx1 - bx0, by1 - by0):
-        side = min(side, min(bx1 - bx0, by1 - by0))
+    if face <= short:
+        side = min(side, short)
     side = round(max(side, 2.0))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
 

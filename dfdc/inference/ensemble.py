@@ -66,7 +66,7 @@ def _normalise(crops: np.ndarray, member: Member, device: torch.device) -> torch
     x = torch.from_numpy(crops).to(device).permute(0, 3, 1, 2).float().div_(255)
     mean = torch.tensor(member.config.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(member.config.std, device=device).view(1, 3, 1, 1)
-    x = ((x - mean) / std).to(inference_dtype(device))
+    x = ((x - mean) / std).to(next(member.model.parameters()).dtype)  # the precision load_members chose
     if device.type == "cuda":
         return x
     return x.contiguous(memory_format=torch.channels_last)
