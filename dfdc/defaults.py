@@ -16,6 +16,7 @@ SAMPLING = "even"  # which frames of a video are read (video/sampling.py)
 AGGREGATION = "confident"  # how per-frame P(FAKE) becomes a track score (scores/aggregation.py)
 PRIOR = 0.5  # P(FAKE) of a video without a score: the DFDC test sets were 50/50
 CLIP = (0.01, 0.99)  # submitted probabilities are clipped to this: one wrong answer costs at most -log(0.01)
+MATCH_MIN = 20  # predict --match-prior: videos scored by the models before the set is matched to its prior
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)
