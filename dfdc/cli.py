@@ -46,7 +46,7 @@ def _predict(args: argparse.Namespace) -> int:
         report_dir=args.report, resume=args.resume, prior=args.prior,
         clip=(args.clip[0], args.clip[1]) if args.clip else None, batch_size=args.batch_size,
         workers=args.workers, frames=args.frames, ensemble_weights=args.ensemble_weights,
-        detect_every=args.detect_every, started=started)
+        detect_every=args.detect_every, started=started, match=args.match_prior)
     if command and args.time_limit is not None:
         start.stop_at(args.time_limit)  # a hard stop, even inside the imports or a model load
     # What the decoders and torch print themselves goes to REPORT/libraries.log (nowhere without
@@ -55,7 +55,8 @@ def _predict(args: argparse.Namespace) -> int:
     try:
         if not start.todo:  # every video resumed or unreadable: no model needed
             start.finish()
-            scores = {name: start.scores.get(name, start.prior) for name in start.names}
+            written = start.submitted()
+            scores = {name: written.get(name, start.prior) for name in start.names}
         else:
             with contextlib.nullcontext() if args.verbose else quiet:
                 from .inference.predict import run_predict
@@ -169,6 +170,11 @@ def _cv(args: argparse.Namespace) -> int:
         print(f"cv ({name}, out-of-fold, {t['n']} videos, {s['folds_k']} folds grouped by {s['grouped_by']}): "
               f"balanced log loss {t['balanced_log_loss']:.4f}, log loss {t['log_loss']:.4f}, AUC {auc}, "
               f"accuracy {t['accuracy']:.3f}")
+    m = s["matched"]["mean_over_folds"]
+    if m:
+        print(f"cv (50/50 test sets drawn from each fold, mean over folds): log loss {m['raw']:.4f} raw, "
+              f"{m['calibrated']:.4f} calibrated, {m['matched']:.4f} matched to the known prior "
+              f"(predict --match-prior)")
     print(f"cv: aggregation {s['aggregation']}, calibration {s['calibration']['method']}; final model {s['model']}, "
           f"fold models {args.out / 'folds'}; per fold and per folder in {args.out / 'cv.json'}")
     return 0
@@ -188,11 +194,12 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     s = evaluate(args.videos_dir, args.labels, args.checkpoint, args.out, frames=args.frames, device=args.device,
                  weights=args.weights, batch_size=args.batch_size, aggregation=args.aggregation,
-                 detect_every=args.detect_every, detector=args.detector)
+                 detect_every=args.detect_every, detector=args.detector, match=args.match_prior)
     for name in ("raw", "calibrated"):
         t = s[name]
         auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
-        print(f"evaluate ({name}): {t['n']} videos, log loss {t['log_loss']:.4f}, balanced "
+        shown = "calibrated, matched to the prior" if name == "calibrated" and args.match_prior else name
+        print(f"evaluate ({shown}): {t['n']} videos, log loss {t['log_loss']:.4f}, balanced "
               f"{t['balanced_log_loss']:.4f}, AUC {auc}, accuracy {t['accuracy']:.3f}")
     print(f"evaluate: per-video table and reliability diagram in {args.out}")
     return 0
@@ -229,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="threads decoding and detecting ahead of the models")
     p.add_argument("--report", type=Path, help="folder for one JSON report per video")
     p.add_argument("--resume", action="store_true", help="skip the videos the --report folder has done")
-    p.add_argument("--prior", type=float, default=defaults.PRIOR, help="P(FAKE) for videos without a score")
+    p.add_argument("--prior", type=float, default=defaults.PRIOR,
+                   help="P(FAKE) for videos without a score; the test set's FAKE fraction with --match-prior")
     p.add_argument("--clip", type=float, nargs=2, metavar=("LO", "HI"),
                    help=f"final clip (default {defaults.CLIP[0]} {defaults.CLIP[1]})")
     p.set_defaults(run=_predict)

@@ -80,6 +80,9 @@ def _scoring(p: argparse.ArgumentParser) -> None:
     p.add_argument("--aggregation", "--strategy", dest="aggregation",
                    help="how frame scores make a video score: confident, mean, ... (default: the checkpoints'; "
                         "--strategy is the old name)")
+    p.add_argument("--match-prior", action="store_true",
+                   help=f"the test set's FAKE fraction is known (0.5, or predict's --prior): shift all scores "
+                        f"together so their mean is that fraction (from {defaults.MATCH_MIN} scored videos on)")
 
 
 FLAGS = {"weights": _weights, "device": _device, "crops": _crops, "detection": _detection,

@@ -70,6 +70,11 @@ def _real(data: Path, test: Path, out: Path, submission: Path, seed: int, weight
               f"{_f(pooled['calibrated']['balanced_log_loss'])} calibrated (chance 0.6931), AUC "
               f"{_f(pooled['raw']['auc'], 3)}; aggregation {cv['aggregation']}, calibration "
               f"{cv['calibration']['method']}")
+    m = cv["matched"]["mean_over_folds"]
+    if m:
+        clock.say(f"50/50 test sets drawn from each fold (mean over folds): log loss {_f(m['raw'])} raw, "
+                  f"{_f(m['calibrated'])} calibrated, {_f(m['matched'])} matched to the known balance "
+                  f"(predict --match-prior, as the Kaggle kernel runs)")
     clock.say(f"pictures: {out / 'cv' / 'curves.png'}, {out / 'cv' / 'reliability.png'}, {out / 'cv' / 'roc.png'}; "
               f"per fold and per folder: {out / 'cv' / 'cv.json'}; final model {model}")
 
@@ -78,7 +83,8 @@ def _real(data: Path, test: Path, out: Path, submission: Path, seed: int, weight
                 device=device, weights=weights, report_dir=out / "test_reports")
     problems = check_submission(submission, test)
     clock.say(f"submission for {test}: {submission} ({'valid' if not problems else '; '.join(problems)})")
-    return {"data": str(data), "cv": {k: cv[k] for k in ("folds_k", "grouped_by", "aggregation", "pooled", "folds")},
+    kept = ("folds_k", "grouped_by", "aggregation", "pooled", "folds", "matched")
+    return {"data": str(data), "cv": {k: cv[k] for k in kept},
             "calibration": cv["calibration"]["method"], "model": str(model), "submission": str(submission),
             "valid": not problems}
 

@@ -42,9 +42,11 @@ class Member:
         return float(self.calibrator(np.array([raw]))[0]) if self.calibrator else raw
 
 
-def load_members(paths: list[Path], weights: list[float] | None, device: torch.device) -> list[Member]:
+def load_members(paths: list[Path], weights: list[float] | None, device: torch.device,
+                 matched: bool = False) -> list[Member]:
     """The ensemble's checkpoints (files, or folders of them) in the device's inference precision,
-    channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name."""
+    channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name.
+    `matched`: each calibrates with the map fitted for test-set prior matching, where it has one."""
     paths = checkpoint_files(paths)
     if weights is not None and len(weights) != len(paths):
         raise DfdcError(f"{len(weights)} ensemble weights for {len(paths)} checkpoints")
@@ -55,7 +57,8 @@ def load_members(paths: list[Path], weights: list[float] | None, device: torch.d
         model = model.to(inference_dtype(device))
         if device.type != "cuda":
             model = model.to(memory_format=torch.channels_last)
-        calibrator = Calibrator.from_dict(config.calibrator) if config.calibrator else None
+        saved = (matched and config.matched_calibrator) or config.calibrator
+        calibrator = Calibrator.from_dict(saved) if saved else None
         name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
         members.append(Member(name, model, config, calibrator, weights[i] if weights else 1.0))
     return members

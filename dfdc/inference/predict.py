@@ -29,7 +29,7 @@ from ..scores.aggregation import get_aggregation, video_score
 from ..video.read import read_video
 from .ensemble import Member, ensemble, load_members, score_tracks, warm_up
 from .governor import Governor, plans
-from .start import Start, load_reports, start_predict, write_json
+from .start import MODELLED, Start, load_reports, start_predict, write_json
 
 __all__ = ["load_reports", "prepare", "run_predict"]
 
@@ -230,7 +230,7 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 prior: float = PRIOR, clip: tuple[float, float] | None = None,
                 aggregation: str | None = None, ensemble_weights: list[float] | None = None,
                 weights: Path | None = None, detect_every: int = 1, detector: str = DETECTOR,
-                started: float | None = None, start: Start | None = None) -> dict[str, float]:
+                started: float | None = None, start: Start | None = None, match: bool = False) -> dict[str, float]:
     """Score every video of the folder and write the submission; returns name -> P(FAKE).
 
     `start` is what start_predict found and wrote (the command line calls it before importing
@@ -239,10 +239,11 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         start = start_predict(videos_dir, checkpoints, out, sample_submission=sample_submission,
                               report_dir=report_dir, resume=resume, prior=prior, clip=clip,
                               batch_size=batch_size, workers=workers, frames=frames,
-                              ensemble_weights=ensemble_weights, detect_every=detect_every, started=started)
+                              ensemble_weights=ensemble_weights, detect_every=detect_every, started=started,
+                              match=match)
     if aggregation is not None:
         get_aggregation(aggregation)  # an unknown name is a user error before any work
-    names, scores, prior, todo = start.names, start.scores, start.prior, list(start.todo)
+    names, prior, todo = start.names, start.prior, list(start.todo)
     try:
         if todo:
             _score(start, todo, time_limit, frames, batch_size, device, workers, report_dir, aggregation,
@@ -251,7 +252,8 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         start.write()
         raise
     start.finish()
-    return {name: scores.get(name, prior) for name in names}
+    written = start.submitted()
+    return {name: written.get(name, prior) for name in names}
 
 
 def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None, frames: int | None,
@@ -260,7 +262,7 @@ def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None,
     """The models' loop: load, then score the batches that fit in the time left."""
     scores, prior = start.scores, start.prior
     dev = pick_device(device)
-    members = load_members(start.checkpoints, ensemble_weights, dev)
+    members = load_members(start.checkpoints, ensemble_weights, dev, matched=start.match)
     full_frames = frames or max(m.config.frames for m in members)
     governor = Governor(time_limit, start.started, len(todo), plans(full_frames, len(members)))
     if governor.should_stop():  # the limit passed while loading: nothing more fits
@@ -286,6 +288,8 @@ def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None,
                 with start.lock:
                     for item, result in zip(batch, results):
                         scores[item.name] = result.label
+                        if result.status in MODELLED:
+                            start.modelled.add(item.name)
                         start.processed += 1
                         line = _problem(item, result)
                         if line:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..defaults import CLIP, PRIOR
+from ..defaults import CLIP, MATCH_MIN, PRIOR
 from ..errors import DfdcError
 from ..video.files import file_problem, listed_videos
 from .submission import HEADER, submission_names, submission_problems, write_submission
@@ -37,6 +37,7 @@ SHOWN = 5  # problem lines of one kind shown one by one; more share one summary 
 EARLY = 0.5  # the hard stop fires this many seconds before the time limit, to be out within it (a C call
 # holding the GIL, or a busy CPU, can delay it by a few tenths of a second)
 MISSING = "listed but not in the folder"
+MODELLED = ("ok", "partial")  # a video's report status when the models scored it (else it got the prior)
 
 
 def process_started(fallback: float) -> float:
@@ -115,6 +116,8 @@ class Start:
     started: float  # time.monotonic() the time limit counts from
     keep: bool  # out is a complete submission of these rows: replaced only once this run has a score
     resumed: int = 0
+    match: bool = False  # --match-prior: the modelled scores are shifted together to mean `prior` when written
+    modelled: set[str] = field(default_factory=set)  # rows whose score came from the models (not the prior)
     processed: int = 0  # videos this run finished (scored, or the prior after a problem)
     problems: Problems = field(default_factory=Problems)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -129,8 +132,20 @@ class Start:
         with self.lock:
             if self.keep and not self.has_result():
                 return False
-            write_submission(self.out, self.scores, self.names, self.prior)
+            write_submission(self.out, self.submitted(), self.names, self.prior)
             return True
+
+    def submitted(self) -> dict[str, float]:
+        """The rows as written: with --match-prior and MATCH_MIN modelled videos or more, their
+        scores shifted together to mean `prior` (scores/matching.py); the rest as they are."""
+        rows = [name for name in self.names if name in self.modelled and name in self.scores]
+        if not self.match or len(rows) < MATCH_MIN:
+            return self.scores
+        # scipy, imported only here: once the first CSV is on disk
+        from ..scores.matching import match_prior
+
+        matched = match_prior([self.scores[name] for name in rows], self.prior, self.clip)
+        return {**self.scores, **dict(zip(rows, map(float, matched)))}
 
     def left(self) -> int:
         """Rows without a score of this run (they hold the prior)."""
@@ -141,6 +156,13 @@ class Start:
         self.write()
         self.problems.summary()
         self.closing_lines()
+        if self.match:
+            n = len(self.modelled & set(self.names))
+            if n < MATCH_MIN:
+                log.warning("--match-prior: only %d videos scored by the models (%d needed): not matched", n, MATCH_MIN)
+            else:
+                log.info("--match-prior: the %d videos scored by the models shifted together to mean P(FAKE) %.2f",
+                         n, self.prior)
 
     def closing_lines(self) -> None:
         """The warning that ends a run cut short by its time limit."""
@@ -174,16 +196,19 @@ class Start:
         return thread
 
 
-def load_reports(report_dir: Path) -> dict[str, float]:
-    """Scores of the videos a previous run finished (for --resume)."""
-    done = {}
+def load_reports(report_dir: Path) -> tuple[dict[str, float], set[str]]:
+    """Scores of the videos a previous run finished (for --resume), and which of them the models
+    scored (the rest got the prior). Reports hold the scores before any --match-prior shift."""
+    done, modelled = {}, set()
     for path in sorted(report_dir.glob("*.json")):
         try:
             data = json.loads(path.read_text())
             done[data["video"]] = float(data["label"])
+            if data.get("status") in MODELLED:
+                modelled.add(data["video"])
         except (OSError, ValueError, KeyError, TypeError):
             log.warning("%s: unreadable report, the video will be scored again", path)
-    return done
+    return done, modelled
 
 
 def write_json(path: Path, data: dict, lock: threading.RLock | None = None) -> None:
@@ -286,7 +311,7 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                   resume: bool = False, prior: float = PRIOR, clip: tuple[float, float] | None = None,
                   batch_size: int = 64, workers: int = 2, frames: int | None = None,
                   ensemble_weights: list[float] | None = None, detect_every: int = 1,
-                  started: float | None = None) -> Start:
+                  started: float | None = None, match: bool = False) -> Start:
     """Check everything that needs no model, then write the first CSV: the prior for every video
     not yet scored (unless `out` already holds a complete submission of these videos: it is kept
     until this run has a score). A user mistake raises a one-line DfdcError before any write."""
@@ -314,7 +339,8 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         _report_folder(report_dir)
 
     listed = set(names)
-    scores = {k: v for k, v in (load_reports(report_dir) if resume else {}).items() if k in listed}
+    done, modelled = load_reports(report_dir) if resume else ({}, set())
+    scores = {k: v for k, v in done.items() if k in listed}
     resumed = len(scores)
     found = listed_videos(videos_dir, names) if videos_dir.is_dir() else {}
     todo, missing, unreadable = [], [], {}
@@ -332,7 +358,8 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     for name, _ in missing + [p for group in unreadable.values() for p in group]:
         scores[name] = prior
     keep = out.is_file() and out.stat().st_size > 0 and not submission_problems(out, names)
-    start = Start(videos_dir, out, names, todo, scores, files, prior, (lo, hi), started, keep, resumed)
+    start = Start(videos_dir, out, names, todo, scores, files, prior, (lo, hi), started, keep, resumed,
+                  match, modelled & listed)
     start.write()  # valid from the first second
 
     outcome = f"it gets the prior {prior:.2f}"

@@ -41,6 +41,7 @@ class CheckpointConfig:
     aggregation: str = AGGREGATION  # how predict turns frame or clip scores into a video score, as validation did
     clip_length: int | None = None  # sequence models: T consecutive samples per clip (models/clips.py)
     calibrator: dict[str, Any] | None = None  # opaque, from the calibration module
+    matched_calibrator: dict[str, Any] | None = None  # the map before test-set prior matching (scores/matching.py)
     training: dict[str, Any] = field(default_factory=dict)  # data, epochs, validation scores...
 
     @property

@@ -49,7 +49,8 @@ from ..models import create_model
 from ..models.checkpoint import CheckpointConfig, save_checkpoint
 from ..models.clips import clip_windows
 from ..scores.aggregation import AGGREGATIONS, video_score
-from ..scores.calibration import Calibrator, fit_calibrator, reliability_diagram
+from ..scores.calibration import Calibrator, fit_calibrator, logit, reliability_diagram
+from ..scores.matching import fifty_fifty_log_loss, match_prior, matched_to_groups
 from ..scores.metrics import score_table
 from .augment import ClipAugment
 from .curves import cv_curves, roc_curves
@@ -148,17 +149,20 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
         rest = fold_of != fold
         calibrated[~rest] = fit_calibrator(raw[rest], y[rest], prior=PRIOR, raw_prior=0.5)(raw[~rest])
     calibrator = fit_calibrator(raw, y, prior=PRIOR, raw_prior=0.5)
+    matched = _matched_calibrator(raw, y, fold_of)
 
     oof = index[["video", "folder", "fold"]].assign(label=y, p_raw=raw, p=calibrated)
     oof.to_csv(out / "oof.csv", index=False)
     summary = _summary(oof, cfg, k, aggregation, losses, calibrator)
+    summary["matched"] = _matched_figures(oof, matched, fold_of)
     summary["training"] = fit_rows
     (out / "cv.json").write_text(json.dumps(summary, indent=1))
     reliability_diagram(raw, y, out / "reliability.png", calibrated=calibrated, prior=PRIOR)
     roc_curves(oof, out / "roc.png")
     cv_curves(pd.DataFrame(fit_rows).merge(pd.DataFrame(summary["folds"]), on="fold"), out / "curves.png")
 
-    config = replace(base, aggregation=aggregation, calibrator=calibrator.to_dict())
+    config = replace(base, aggregation=aggregation, calibrator=calibrator.to_dict(),
+                     matched_calibrator=matched(None).to_dict())
     model = model.cpu()
     final = head_type.fit(model, feats, y, cfg, index)  # from the start model, as every fold was
     for fold, head in enumerate(heads):
@@ -458,6 +462,37 @@ def _summary(oof: pd.DataFrame, cfg: CVConfig, k: int, aggregation: str, losses:
         "per_folder": {name: scores(df) for name, df in oof.groupby("folder")},
         "folds": folds,
     }
+
+
+def _matched_calibrator(raw: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> Callable[[int | None], Calibrator]:
+    """fold -> the map for test-set prior matching, fitted on the other folds' scores (None: on all),
+    each fold's logits first shifted to its own FAKE fraction as matching would shift them."""
+    def fit(fold: int | None) -> Calibrator:
+        rest = fold_of != fold
+        z = matched_to_groups(logit(raw[rest]), y[rest], fold_of[rest])
+        return fit_calibrator(z, y[rest], prior=PRIOR, logits=True)
+
+    return fit
+
+
+def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrator], fold_of: np.ndarray) -> dict:
+    """Per fold, the mean log loss over random 50/50 test sets of its videos: raw, calibrated as
+    without matching, and matched (the fold's matched map, fitted on the other folds, then the
+    set shifted to mean 0.5); and the mean over the folds with both classes."""
+    rows = []
+    for fold, df in oof.groupby("fold"):
+        cal = matched(int(fold))
+        y = df["label"].to_numpy()
+        figures = {
+            "raw": fifty_fifty_log_loss(df["p_raw"], y, lambda p: p),
+            "calibrated": fifty_fifty_log_loss(df["p"], y, lambda p: p),
+            "matched": fifty_fifty_log_loss(df["p_raw"], y, lambda p: match_prior(cal(p), PRIOR, cal.clip)),
+        }
+        rows.append({"fold": int(fold), "folders": sorted(df["folder"].unique()), "method": cal.method, **figures})
+    both = [r for r in rows if r["raw"] is not None]
+    mean = {name: float(np.mean([r[name] for r in both])) for name in ("raw", "calibrated", "matched")} if both else {}
+    return {"prior": PRIOR, "draws": "all of the rarer class and as many of the other, 200 draws per fold",
+            "mean_over_folds": mean, "folds": rows}
 
 
 def _with_facts(config: CheckpointConfig, facts: dict) -> CheckpointConfig:

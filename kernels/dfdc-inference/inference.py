@@ -3,7 +3,9 @@
 On Kaggle every path is under /kaggle; elsewhere DFDC_KAGGLE_ROOT names a tree laid out the same
 way (`dfdc kaggle dry-run` makes one). DFDC_KERNEL_LIMIT is the kernel's time limit in seconds
 (DFDC gave 9 hours); DFDC_PREDICT_ARGS adds `dfdc predict` options, e.g. "--frames 16".
-Every *.pt of the utility dataset is a member of the ensemble.
+Every *.pt of the utility dataset is a member of the ensemble. The DFDC test sets were 50/50, so
+the scores of the test set are shifted together to mean P(FAKE) 0.5 (`--match-prior`): footage
+unlike the training videos moves all scores one way, and a known balance pins them back.
 """
 
 import os
@@ -46,4 +48,4 @@ left = LIMIT * (1 - SPARE) - (time.monotonic() - STARTED)
 run(sys.executable, "-m", "dfdc.cli", "predict", competition / "test_videos",
     *(arg for ckpt in checkpoints for arg in ("--checkpoint", ckpt)),
     "--sample-submission", competition / "sample_submission.csv", "--out", ROOT / "working" / "submission.csv",
-    "--time-limit", int(max(left, 60)), "--weights", weights, *shlex.split(os.environ.get("DFDC_PREDICT_ARGS", "")))
+    "--time-limit", int(max(left, 60)), "--weights", weights, "--match-prior", *shlex.split(os.environ.get("DFDC_PREDICT_ARGS", "")))

@@ -144,3 +144,62 @@ def test_foreign_checkpoint_is_a_one_line_error(videos, tmp_path, capsys):
     code = main(["predict", str(videos), "--checkpoint", str(fake), "--out", str(tmp_path / "s.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "model.pt" in err and len(err.splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def many_clips(sample_dir, tmp_path_factory):
+    """A test set of 24 real clips (2 s, 480 px wide): 3 DFDC videos, 8 copies of each under other
+    names, and one file that is not a video."""
+    from helpers import make_clip
+
+    root = tmp_path_factory.mktemp("many")
+    sources = [make_clip(sample_dir / f"{name}.mp4", root / f"{name}.mp4", width=480)
+               for name in ("knqhpwoigk", "anndvqgoko", "abqwwspghj")]
+    folder = root / "test"
+    folder.mkdir()
+    for k in range(8):
+        for src in sources:
+            (folder / f"{src.stem}_{k}.mp4").symlink_to(src)
+    (folder / "notes.mp4").write_text("not a video")
+    return folder
+
+
+def test_match_prior_shifts_the_scored_videos_together_to_the_known_balance(many_clips, checkpoints, tmp_path,
+                                                                           weights_dir, caplog):
+    # an untrained model scores every video near 0.5; its calibrator moves them all towards FAKE,
+    # as footage unlike the training videos does
+    from dfdc.scores.calibration import Calibrator
+
+    moved = Calibrator("platt", {"scale": 1.0, "shift": 2.0}, train_prior=0.5, test_prior=0.5).to_dict()
+    ckpt = [_checkpoint(tmp_path / "moved.pt", "frame", frames=8, calibrator=moved)]
+    plain = run_predict(many_clips, ckpt, tmp_path / "plain.csv", frames=8, device="cpu", weights=weights_dir)
+    report = tmp_path / "report"
+    matched = run_predict(many_clips, ckpt, tmp_path / "matched.csv", frames=8, device="cpu", weights=weights_dir,
+                          report_dir=report, match=True)
+    written = _read(tmp_path / "matched.csv")
+    assert check_submission(tmp_path / "matched.csv", many_clips) == []
+    assert written["notes.mp4"] == 0.5 and plain["notes.mp4"] == 0.5  # the prior: no model score, not matched
+    scored = [n for n in written.index if n != "notes.mp4"]
+    assert len(scored) == 24 and len({plain[n] for n in scored}) > 1
+    assert np.mean([plain[n] for n in scored]) > 0.7  # without the shift the set sits far from its balance
+    assert np.mean([written[n] for n in scored]) == pytest.approx(0.5, abs=1e-6)
+    shift = [np.log(written[n] / (1 - written[n])) - np.log(plain[n] / (1 - plain[n])) for n in scored]
+    assert np.ptp(shift) < 1e-6  # one shift for the whole set: the order and the gaps between videos kept
+    assert np.allclose([matched[n] for n in written.index], written.values)
+    # the reports keep the scores before the shift, so a resumed run matches old and new together again
+    assert all(json.loads((report / f"{Path(n).stem}.json").read_text())["label"] == pytest.approx(plain[n])
+               for n in scored)
+    (tmp_path / "matched.csv").unlink()
+    again = run_predict(many_clips, ckpt, tmp_path / "matched.csv", frames=8, device="cpu", weights=weights_dir,
+                        report_dir=report, resume=True, match=True)
+    assert again == pytest.approx(matched)
+
+    # too few videos to say where the set's balance lies: left as they are, and said so
+    few = tmp_path / "few"
+    few.mkdir()
+    for n in scored[:3]:
+        (few / n).symlink_to(many_clips / n)
+    caplog.clear()
+    alone = run_predict(few, ckpt, tmp_path / "few.csv", frames=8, device="cpu", weights=weights_dir, match=True)
+    assert alone == pytest.approx({n: plain[n] for n in scored[:3]})
+    assert any("--match-prior: only 3 videos" in r.getMessage() for r in caplog.records)

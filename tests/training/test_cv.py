@@ -19,7 +19,7 @@ from dfdc.models import create_model
 from dfdc.models.checkpoint import load_checkpoint
 from dfdc.models.clips import clip_windows
 from dfdc.scores.aggregation import video_score
-from dfdc.scores.metrics import score_table
+from dfdc.scores.metrics import log_loss, score_table
 from dfdc.training.cv import CVConfig, _partners, run_cv
 from dfdc.training.extract import run_extract
 
@@ -76,11 +76,20 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
     assert set(summary["per_folder"]) == set(FOLDERS) and len(summary["folds"]) == 3
     for name in ("curves.png", "reliability.png", "roc.png"):
         assert cv2.imread(str(tmp_path / "cv" / name)) is not None
+    # 50/50 test sets of each fold: Celeb-DF's fold holds 7 REAL and 7 FAKE, so each draw is the whole fold
+    matched = summary["matched"]
+    assert [f["folders"] for f in matched["folds"]] == [f["folders"] for f in summary["folds"]]
+    celeb = next(f for f in matched["folds"] if f["folders"] == ["celebdf"])
+    fold = oof[oof["folder"] == "celebdf"]
+    assert celeb["raw"] == pytest.approx(log_loss(fold["label"], fold["p_raw"]))
+    assert celeb["calibrated"] == pytest.approx(log_loss(fold["label"], fold["p"]))
+    assert set(matched["mean_over_folds"]) == {"raw", "calibrated", "matched"}
 
     # The fold checkpoint scores its held-out video's cached crops exactly as the fold's head did.
     row = oof.iloc[0]
     model, config = load_checkpoint(tmp_path / "cv" / "folds" / f"fold_{row['fold']}.pt")
     assert config.aggregation == summary["aggregation"] and config.calibrator is not None
+    assert config.matched_calibrator is not None
     x = _crops_as_predict_sees_them(cache, row["video"], config)
     with torch.inference_mode():
         p = torch.sigmoid(model(x)).numpy()
