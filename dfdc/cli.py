@@ -175,6 +175,10 @@ def _cv(args: argparse.Namespace) -> int:
         print(f"cv (50/50 test sets drawn from each fold, mean over folds): log loss {m['raw']:.4f} raw, "
               f"{m['calibrated']:.4f} calibrated, {m['matched']:.4f} matched to the known prior "
               f"(predict --match-prior)")
+        t = s["matched"]["pooled"]
+        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
+        print(f"cv (each fold matched to its own known balance, pooled): balanced log loss "
+              f"{t['balanced_log_loss']:.4f}, AUC {auc}")
     print(f"cv: aggregation {s['aggregation']}, calibration {s['calibration']['method']}; final model {s['model']}, "
           f"fold models {args.out / 'folds'}; per fold and per folder in {args.out / 'cv.json'}")
     return 0

@@ -74,7 +74,9 @@ def _real(data: Path, test: Path, out: Path, submission: Path, seed: int, weight
     if m:
         clock.say(f"50/50 test sets drawn from each fold (mean over folds): log loss {_f(m['raw'])} raw, "
                   f"{_f(m['calibrated'])} calibrated, {_f(m['matched'])} matched to the known balance "
-                  f"(predict --match-prior, as the Kaggle kernel runs)")
+                  f"(predict --match-prior, as the Kaggle kernel runs); each fold matched to its own balance, "
+                  f"pooled: balanced log loss {_f(cv['matched']['pooled']['balanced_log_loss'])}, "
+                  f"AUC {_f(cv['matched']['pooled']['auc'], 3)}")
     clock.say(f"pictures: {out / 'cv' / 'curves.png'}, {out / 'cv' / 'reliability.png'}, {out / 'cv' / 'roc.png'}; "
               f"per fold and per folder: {out / 'cv' / 'cv.json'}; final model {model}")
 

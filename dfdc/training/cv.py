@@ -478,11 +478,14 @@ def _matched_calibrator(raw: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> 
 def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrator], fold_of: np.ndarray) -> dict:
     """Per fold, the mean log loss over random 50/50 test sets of its videos: raw, calibrated as
     without matching, and matched (the fold's matched map, fitted on the other folds, then the
-    set shifted to mean 0.5); and the mean over the folds with both classes."""
-    rows = []
+    set shifted to mean 0.5); and the mean over the folds with both classes. `pooled`: every fold
+    matched as a whole to its own FAKE fraction (a test set whose balance is known), then pooled."""
+    rows, pooled = [], oof["p_raw"].to_numpy().copy()
     for fold, df in oof.groupby("fold"):
         cal = matched(int(fold))
         y = df["label"].to_numpy()
+        if 0 < y.mean() < 1:
+            pooled[(fold_of == fold)] = match_prior(cal(df["p_raw"]), float(y.mean()), cal.clip)
         figures = {
             "raw": fifty_fifty_log_loss(df["p_raw"], y, lambda p: p),
             "calibrated": fifty_fifty_log_loss(df["p"], y, lambda p: p),
@@ -492,7 +495,8 @@ def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrat
     both = [r for r in rows if r["raw"] is not None]
     mean = {name: float(np.mean([r[name] for r in both])) for name in ("raw", "calibrated", "matched")} if both else {}
     return {"prior": PRIOR, "draws": "all of the rarer class and as many of the other, 200 draws per fold",
-            "mean_over_folds": mean, "folds": rows}
+            "mean_over_folds": mean, "folds": rows,
+            "pooled": score_table(pd.DataFrame({"label": oof["label"], "p": pooled}))}
 
 
 def _with_facts(config: CheckpointConfig, facts: dict) -> CheckpointConfig:

@@ -84,6 +84,7 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
     assert celeb["raw"] == pytest.approx(log_loss(fold["label"], fold["p_raw"]))
     assert celeb["calibrated"] == pytest.approx(log_loss(fold["label"], fold["p"]))
     assert set(matched["mean_over_folds"]) == {"raw", "calibrated", "matched"}
+    assert matched["pooled"]["n"] == 25  # every fold matched as a whole to its own balance, then pooled
 
     # The fold checkpoint scores its held-out video's cached crops exactly as the fold's head did.
     row = oof.iloc[0]
