@@ -215,6 +215,12 @@ def _worker_cluster(rows: list[dict]) -> list[dict]:
     return _WORKER.cluster(rows)
 
 
+# A fake and its original are one clip when their lengths agree this closely: a re-encode at another
+# frame rate gains or loses a few frames at the ends (0.13 s at 15 fps of a 30 fps FF++ clip), while
+# the fakes here whose metadata names the other clip of a pair differ by 0.77 s or more.
+SAME_CLIP_SECONDS = 0.25
+
+
 @dataclass
 class Source:
     """What a fake needs of its original: where it was sampled and where the faces are."""
@@ -222,13 +228,18 @@ class Source:
     indices: np.ndarray
     tracks: list[Track]
     size: tuple[int, int]
-    total: int  # frames in the original: a fake of another length is not frame-aligned with it
+    total: int  # frames in the original: with its fps, the duration a fake of it must share
+    fps: float
 
     @classmethod
     def from_json(cls, faces: dict) -> "Source":
         tracks = [Track.from_dict(t) for t in faces["tracks"]]
         return cls(np.asarray(faces["sampled_frames"], np.int64), tracks, (faces["width"], faces["height"]),
-                   int(faces["frames_in_video"]))
+                   int(faces["frames_in_video"]), float(faces["fps"]))
+
+    def in_frames_of(self, fps: float) -> np.ndarray:
+        """The original's sampled moments as frame indices of a video at `fps` (the same where fps agree)."""
+        return np.unique(np.round(self.indices * (fps / self.fps)).astype(np.int64))
 
 
 class Extractor:
@@ -297,13 +308,18 @@ class Extractor:
         s = self.settings
         if isinstance(source, Source) and row["label"] == "FAKE":
             video = read_video(path, indices=source.indices)
-            tracks = _at_frames(source.tracks, video.indices)
-            boxes_from = "original"
+            retimed = abs(video.fps - source.fps) > 0.01 * source.fps
+            if retimed:  # saved at another frame rate: the original's moments, in the fake's frames
+                video = read_video(path, indices=source.in_frames_of(video.fps))
+            tracks = _at_frames([_retimed(t, video.fps / source.fps) for t in source.tracks], video.indices)
+            boxes_from = "original" + (", at the fake's frame rate" if retimed else "")
             if video.size != source.size:
                 tracks = [_scaled(t, video.size[0] / source.size[0], video.size[1] / source.size[1]) for t in tracks]
-                boxes_from = "original, scaled to the fake's frame size"
-            if abs(video.total - source.total) > 1:  # another clip (or a mislabelled pair): boxes would miss
-                source = "self: frame count differs from the original's"
+                boxes_from += ", scaled to the fake's frame size"
+            seconds, original = video.total / video.fps, source.total / source.fps
+            if abs(seconds - original) > SAME_CLIP_SECONDS:  # not the same clip: boxes would miss
+                log.debug("%s: %.2f s long, its original %.2f s", path, seconds, original)
+                source = "self: another length than the original's (another clip, or the metadata names the wrong one)"
             elif tracks:
                 return Faces(video, tracks, crop_tracks(video, tracks, s.size, s.margin)), boxes_from
             else:
@@ -372,6 +388,19 @@ def _at_frames(tracks: list[Track], indices: np.ndarray) -> list[Track]:
         if kept.indices:
             cut.append(kept)
     return cut
+
+
+def _retimed(track: Track, factor: float) -> Track:
+    """The track with its frame indices in a video at `factor` times the frame rate (one box per index)."""
+    if factor == 1:
+        return track
+    out, seen = Track(track.id), set()
+    for i, box, score, detected in zip(track.indices, track.boxes, track.scores, track.detected):
+        j = int(round(i * factor))
+        if j not in seen:
+            seen.add(j)
+            out.add(j, box, score, detected)
+    return out
 
 
 def _scaled(track: Track, sx: float, sy: float) -> Track:
