@@ -322,6 +322,9 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
         raise DfdcError(f"--clip {lo} {hi}: need 0 <= LO < HI <= 1")
     if not 0 <= prior <= 1:
         raise DfdcError(f"--prior {prior}: need a probability in [0, 1]")
+    if match and not 0 < prior < 1:
+        raise DfdcError(f"--match-prior --prior {prior}: a test set's FAKE fraction to match must lie strictly "
+                        f"between 0 and 1")
     if batch_size < 1 or workers < 1:
         raise DfdcError(f"--batch-size and --workers must be at least 1, not {batch_size} and {workers}")
     if (frames is not None and frames < 1) or detect_every < 1:

@@ -194,6 +194,11 @@ def test_match_prior_shifts_the_scored_videos_together_to_the_known_balance(many
                         report_dir=report, resume=True, match=True)
     assert again == pytest.approx(matched)
 
+    # a balance of all REAL or all FAKE cannot be matched: one line, before any work
+    assert main(["predict", str(many_clips), "--checkpoint", str(ckpt[0]), "--out", str(tmp_path / "no.csv"),
+                 "--match-prior", "--prior", "1"]) == 2
+    assert not (tmp_path / "no.csv").exists()
+
     # too few videos to say where the set's balance lies: left as they are, and said so
     few = tmp_path / "few"
     few.mkdir()
