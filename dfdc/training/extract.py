@@ -311,7 +311,8 @@ class Extractor:
             retimed = abs(video.fps - source.fps) > 0.01 * source.fps
             if retimed:  # saved at another frame rate: the original's moments, in the fake's frames
                 video = read_video(path, indices=source.in_frames_of(video.fps))
-            tracks = _at_frames([_retimed(t, video.fps / source.fps) for t in source.tracks], video.indices)
+            factor = video.fps / source.fps if retimed else 1.0
+            tracks = _at_frames([_retimed(t, factor) for t in source.tracks], video.indices)
             boxes_from = "original" + (", at the fake's frame rate" if retimed else "")
             if video.size != source.size:
                 tracks = [_scaled(t, video.size[0] / source.size[0], video.size[1] / source.size[1]) for t in tracks]
