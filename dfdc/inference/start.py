@@ -138,7 +138,7 @@ class Start:
     def submitted(self) -> dict[str, float]:
         """The rows as written: with --match-prior and MATCH_MIN modelled videos or more, their
         scores shifted together to mean `prior` (scores/matching.py); the rest as they are."""
-        rows = [name for name in self.names if name in self.modelled and name in self.scores]
+        rows = self._matched_rows()
         if not self.match or len(rows) < MATCH_MIN:
             return self.scores
         # scipy, imported only here: once the first CSV is on disk
@@ -146,6 +146,10 @@ class Start:
 
         matched = match_prior([self.scores[name] for name in rows], self.prior, self.clip)
         return {**self.scores, **dict(zip(rows, map(float, matched)))}
+
+    def _matched_rows(self) -> list[str]:
+        """The rows --match-prior shifts: those the models scored, in submission order."""
+        return [name for name in self.names if name in self.modelled]
 
     def left(self) -> int:
         """Rows without a score of this run (they hold the prior)."""
@@ -157,7 +161,7 @@ class Start:
         self.problems.summary()
         self.closing_lines()
         if self.match:
-            n = len(self.modelled & set(self.names))
+            n = len(self._matched_rows())
             if n < MATCH_MIN:
                 log.warning("--match-prior: only %d videos scored by the models (%d needed): not matched", n, MATCH_MIN)
             else:

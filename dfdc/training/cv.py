@@ -154,7 +154,7 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     oof = index[["video", "folder", "fold"]].assign(label=y, p_raw=raw, p=calibrated)
     oof.to_csv(out / "oof.csv", index=False)
     summary = _summary(oof, cfg, k, aggregation, losses, calibrator)
-    summary["matched"] = _matched_figures(oof, matched, fold_of)
+    summary["matched"] = _matched_figures(oof, matched)
     summary["training"] = fit_rows
     (out / "cv.json").write_text(json.dumps(summary, indent=1))
     reliability_diagram(raw, y, out / "reliability.png", calibrated=calibrated, prior=PRIOR)
@@ -475,17 +475,17 @@ def _matched_calibrator(raw: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> 
     return fit
 
 
-def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrator], fold_of: np.ndarray) -> dict:
+def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrator]) -> dict:
     """Per fold, the mean log loss over random 50/50 test sets of its videos: raw, calibrated as
     without matching, and matched (the fold's matched map, fitted on the other folds, then the
     set shifted to mean 0.5); and the mean over the folds with both classes. `pooled`: every fold
     matched as a whole to its own FAKE fraction (a test set whose balance is known), then pooled."""
-    rows, pooled = [], oof["p_raw"].to_numpy().copy()
+    rows, pooled = [], oof["p_raw"].copy()
     for fold, df in oof.groupby("fold"):
         cal = matched(int(fold))
         y = df["label"].to_numpy()
         if 0 < y.mean() < 1:
-            pooled[(fold_of == fold)] = match_prior(cal(df["p_raw"]), float(y.mean()), cal.clip)
+            pooled[df.index] = match_prior(cal(df["p_raw"]), float(y.mean()), cal.clip)
         figures = {
             "raw": fifty_fifty_log_loss(df["p_raw"], y, lambda p: p),
             "calibrated": fifty_fifty_log_loss(df["p"], y, lambda p: p),

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import add_bad_videos, write_video
+from helpers import add_bad_videos, make_clip, write_video
 
 from dfdc.cli import main
 from dfdc.inference.predict import run_predict
@@ -150,8 +150,6 @@ def test_foreign_checkpoint_is_a_one_line_error(videos, tmp_path, capsys):
 def many_clips(sample_dir, tmp_path_factory):
     """A test set of 24 real clips (2 s, 480 px wide): 3 DFDC videos, 8 copies of each under other
     names, and one file that is not a video."""
-    from helpers import make_clip
-
     root = tmp_path_factory.mktemp("many")
     sources = [make_clip(sample_dir / f"{name}.mp4", root / f"{name}.mp4", width=480)
                for name in ("knqhpwoigk", "anndvqgoko", "abqwwspghj")]
