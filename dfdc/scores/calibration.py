@@ -77,7 +77,10 @@ def _fit_platt(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:
     # sklearn's default L2 penalty (C=1) is negligible against hundreds of samples, and keeps the
     # scale finite when a tiny calibration set is perfectly separated.
     model = LogisticRegression().fit(z[:, None], y)
-    return {"scale": float(model.coef_[0, 0]), "shift": float(np.ravel(model.intercept_)[0])}
+    scale, shift = float(model.coef_[0, 0]), float(np.ravel(model.intercept_)[0])
+    if scale < 0:  # held-out scores ranked backwards: the model says nothing here; never turn it round
+        return {"scale": 0.0, "shift": float(logit(y.mean()))}
+    return {"scale": scale, "shift": shift}
 
 
 def _fit_temperature(z: np.ndarray, y: np.ndarray, offset: float) -> dict[str, Any]:

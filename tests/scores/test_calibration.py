@@ -65,6 +65,18 @@ def test_platt_recovers_scale_and_shift() -> None:
     assert cal.params["shift"] == pytest.approx(-2.0, abs=0.15)  # measured -2.03
 
 
+def test_no_map_turns_a_models_ranking_round() -> None:
+    # held-out scores ranked backwards (a model failing on a new source): no map may learn to invert
+    # them, which would call the very fakes it ranks highest real on the next set
+    reported, _, labels = miscalibrated(0, 400, factor=-1.0)
+    z = np.linspace(-5, 5, 11)
+    for method in METHODS:
+        cal = fit_calibrator(reported, labels, methods=(method,), prior=None)
+        assert np.all(np.diff(cal(z, logits=True)) >= 0), method
+    platt = fit_calibrator(reported, labels, methods=("platt",), prior=None)
+    assert platt.params["scale"] == 0.0 and np.ptp(platt(z, logits=True)) == 0  # its best: the base rate
+
+
 def test_prior_shift_centres_a_balanced_test_set() -> None:
     scores, labels = by_class(0, 4200, 800)  # 84% FAKE, like the training data
     balanced_scores, balanced_labels = by_class(1, 2000, 2000)  # 50/50, like the test sets
