@@ -157,30 +157,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _cv(args: argparse.Namespace) -> int:
-    from .training.cv import CVConfig, run_cv
+    from .training.cv import CVConfig, run_cv, summary_lines
 
     cfg = CVConfig(model=args.model, folds=args.folds, by=args.fold_by, backbone=args.backbone,
                    pretrained=args.pretrained, pooling=args.pooling, size=args.size, C=args.C, tune=args.tune,
-                   views=args.views, epochs=args.epochs, lr=args.lr, seed=args.seed, device=args.device,
-                   batch_size=args.batch_size)
+                   views=args.views, blends=args.blends, epochs=args.epochs, lr=args.lr, seed=args.seed,
+                   device=args.device, batch_size=args.batch_size)
     s = run_cv(args.cache, args.out, cfg)
-    for name in ("raw", "calibrated"):
-        t = s["pooled"][name]
-        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
-        print(f"cv ({name}, out-of-fold, {t['n']} videos, {s['folds_k']} folds grouped by {s['grouped_by']}): "
-              f"balanced log loss {t['balanced_log_loss']:.4f}, log loss {t['log_loss']:.4f}, AUC {auc}, "
-              f"accuracy {t['accuracy']:.3f}")
-    m = s["matched"]["mean_over_folds"]
-    if m:
-        print(f"cv (50/50 test sets drawn from each fold, mean over folds): log loss {m['raw']:.4f} raw, "
-              f"{m['calibrated']:.4f} calibrated, {m['matched']:.4f} matched to the known prior "
-              f"(predict --match-prior)")
-        t = s["matched"]["pooled"]
-        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
-        print(f"cv (each fold matched to its own known balance, pooled): balanced log loss "
-              f"{t['balanced_log_loss']:.4f}, AUC {auc}")
-    print(f"cv: aggregation {s['aggregation']}, calibration {s['calibration']['method']}; final model {s['model']}, "
-          f"fold models {args.out / 'folds'}; per fold and per folder in {args.out / 'cv.json'}")
+    for line in summary_lines(s):
+        print(f"cv: {line}")
+    print(f"cv: final model {s['model']}, fold models {args.out / 'folds'}; "
+          f"per fold and per folder in {args.out / 'cv.json'}")
     return 0
 
 
@@ -343,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame model: fine-tune the backbone's last BLOCKS blocks per fold (0: frozen, logistic head)")
     p.add_argument("--views", type=int, default=defaults.TUNE_VIEWS,
                    help="fine-tuning: cached views per crop (1 clean + augmented)")
+    p.add_argument("--blends", type=int, default=defaults.SELF_BLENDS,
+                   help="fine-tuning: self-blended fakes cached per crop, shown beside their REAL source (0: none)")
     p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--lr", type=float, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic head")

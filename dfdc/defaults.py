@@ -20,6 +20,7 @@ MATCH_MIN = 10  # predict --match-prior: videos scored by the models before the 
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)
+SELF_BLENDS = 2  # `dfdc cv` fine-tuning: self-blended fakes cached per crop (training/blend.py), each beside its REAL source
 
 
 def default_shared() -> Path:

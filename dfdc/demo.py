@@ -24,7 +24,7 @@ from .inference.predict import run_predict
 from .inference.submission import check_submission
 from .sample.synth import make_sample
 from .training.calibrate import calibrate_run
-from .training.cv import CVConfig, run_cv
+from .training.cv import CVConfig, run_cv, summary_lines
 from .training.extract import run_extract
 from .training.train import TrainConfig, train
 
@@ -64,19 +64,8 @@ def _real(data: Path, test: Path, out: Path, submission: Path, seed: int, weight
     cv = run_cv(cache, out / "cv", CVConfig(seed=seed, device=device))
     model = out / "model.pt"
     shutil.copyfile(cv["model"], model)
-    pooled = cv["pooled"]
-    clock.say(f"{cv['folds_k']}-fold cross-validation grouped by {cv['grouped_by']}, out of fold on "
-              f"{pooled['raw']['n']} real videos: balanced log loss {_f(pooled['raw']['balanced_log_loss'])} raw, "
-              f"{_f(pooled['calibrated']['balanced_log_loss'])} calibrated (chance 0.6931), AUC "
-              f"{_f(pooled['raw']['auc'], 3)}; aggregation {cv['aggregation']}, calibration "
-              f"{cv['calibration']['method']}")
-    m = cv["matched"]["mean_over_folds"]
-    if m:
-        clock.say(f"50/50 test sets drawn from each fold (mean over folds): log loss {_f(m['raw'])} raw, "
-                  f"{_f(m['calibrated'])} calibrated, {_f(m['matched'])} matched to the known balance "
-                  f"(predict --match-prior, as the Kaggle kernel runs); each fold matched to its own balance, "
-                  f"pooled: balanced log loss {_f(cv['matched']['pooled']['balanced_log_loss'])}, "
-                  f"AUC {_f(cv['matched']['pooled']['auc'], 3)}")
+    for line in summary_lines(cv):
+        clock.say(f"cross-validation: {line}")
     clock.say(f"pictures: {out / 'cv' / 'curves.png'}, {out / 'cv' / 'reliability.png'}, {out / 'cv' / 'roc.png'}; "
               f"per fold and per folder: {out / 'cv' / 'cv.json'}; final model {model}")
 

@@ -17,6 +17,7 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..defaults import CROP_MARGIN
+from .blend import draw_blend, self_blend
 
 # Face parts as (x0, y0, x1, y1) fractions of a BlazeFace box, placed by eye on DFDC crops, for cut-out.
 FACE_PARTS = {
@@ -46,6 +47,7 @@ class ClipAugment:
     p_blur: float = 0.2
     p_noise: float = 0.2
     p_jpeg: float = 0.5
+    p_blend: float = 0.0  # a self-blended fake (blend.py): only for views labelled FAKE
 
     def __call__(self, clip: np.ndarray, rng: np.random.Generator | None = None) -> torch.Tensor:
         params = self.draw(rng or np.random.default_rng()) if self.train else {}
@@ -69,12 +71,16 @@ class ClipAugment:
             p["noise"] = rng.uniform(2.0, 8.0)
         if rng.random() < self.p_jpeg:
             p["jpeg"] = int(rng.integers(40, 96))
+        if self.p_blend and rng.random() < self.p_blend:  # drawn last: the other draws stay as without it
+            p["blend"] = draw_blend(rng)
         return p
 
     def apply(self, clip: np.ndarray, params: dict, rng: np.random.Generator | None = None) -> np.ndarray:
         """The clip resized to `size` and altered by `params` (from draw), uint8 (T, size, size, 3)."""
         s = self.size
         out = np.stack([_resize(f, s) for f in clip])
+        if "blend" in params:  # before the rest, which then alter the seam as a re-encoded video would
+            out = self_blend(out, params["blend"], self.margin)
         if params.get("flip"):
             out = out[:, :, ::-1]
         if "jitter" in params:

@@ -39,6 +39,7 @@ from ..defaults import (
     CLIP_FRAMES,
     CROP_MARGIN,
     PRIOR,
+    SELF_BLENDS,
     TUNE_BLOCKS,
     TUNE_VIEWS,
 )
@@ -72,6 +73,7 @@ class CVConfig:
     C: float = 0.003  # frame head: inverse L2 strength, on standardised features
     tune: int = TUNE_BLOCKS  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
     views: int = TUNE_VIEWS  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
+    blends: int = SELF_BLENDS  # fine-tuning: self-blended fakes cached per crop, each shown beside its REAL source
     clip_length: int = CLIP_FRAMES  # sequence head: T
     epochs: int | None = None  # sequence head or fine-tuning (None: the head's own default)
     lr: float | None = None  # sequence head or fine-tuning (None: the head's own default)
@@ -110,16 +112,23 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
              (index["label"] == "REAL").sum(), (index["label"] == "FAKE").sum(), k,
              "folder (part)" if cfg.by == "part" else cfg.by)
 
-    views = cfg.views if cfg.tune else 1
+    views, blends = (cfg.views, cfg.blends) if cfg.tune else (1, 0)
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
            "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
            "seed": cfg.seed}
     augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
     X = cached_features(out, key, lambda: crop_features(
-        features, cache, index, augment, device, views=views, seed=cfg.seed,
-        batch_size=cfg.batch_size))
+        features, cache, index, [replace(augment, train=False)] + [augment] * (views - 1), device,
+        seed=cfg.seed, batch_size=cfg.batch_size))
     X = X if cfg.tune else X[:, 0]  # the frozen heads take one view: (crops, F)
-    feats = np.split(X, np.cumsum(index["n_faces"].to_numpy())[:-1])  # per video, its crops' features
+    feats = _per_video(X, index)
+    if blends:  # REAL videos' crops get more views: self-blended fakes made from them
+        reals = np.flatnonzero(index["label"] == "REAL")
+        B = cached_features(out, {**key, "blends": blends}, lambda: crop_features(
+            features, cache, index.iloc[reals], [replace(augment, p_blend=1.0)] * blends, device,
+            seed=cfg.seed + views, batch_size=cfg.batch_size))
+        for v, b in zip(reals, _per_video(B, index.iloc[reals])):
+            feats[v] = np.concatenate([feats[v], b], 1)
     data = FrameDataset(cache, index)
     index["frames"] = [data.frames(row)[1] for row in range(len(index))]  # sampled frames of the main track
     y = (index["label"] == "FAKE").to_numpy().astype(int)
@@ -163,8 +172,8 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
 
     config = replace(base, aggregation=aggregation, calibrator=calibrator.to_dict(),
                      matched_calibrator=matched(None).to_dict())
-    model = model.cpu()
     final = head_type.fit(model, feats, y, cfg, index)  # from the start model, as every fold was
+    model = model.cpu()
     for fold, head in enumerate(heads):
         head.install(model)
         save_checkpoint(out / "folds" / f"fold_{fold}.pt", model, _with_facts(config, {"fold": fold, "cv": asdict(cfg)}))
@@ -297,7 +306,10 @@ class TunedHead(Head):
     sampled frame when that is among the training videos (same person, scene, camera and
     compression: only the manipulation differs), else a REAL crop of the same folder (the same
     dataset's capture and encoding). The loss is BCE plus a ranking term asking each fake to score
-    above its partner, so the model learns what the manipulation changed, not who or where.
+    above its partner, so the model learns what the manipulation changed, not who or where. With
+    `blends`, every REAL training video also serves as the source of self-blended fakes (blend.py),
+    each shown beside the very crop it was made from: only the blend's seam differs, the one trace
+    face swaps of every method and dataset share.
     """
 
     def __init__(self, net: torch.nn.Module, history: list[float], block: int) -> None:
@@ -317,11 +329,13 @@ class TunedHead(Head):
             videos: pd.DataFrame) -> "TunedHead":
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
-        net = copy.deepcopy(model).cpu().eval()
+        net = copy.deepcopy(model).eval()  # tuned where the model is: a GPU's minutes are a CPU's hours
+        device = next(net.parameters()).device
         block = _first_tuned_block(net, cfg)
         params = net.late_parameters(block)
         optimizer = torch.optim.AdamW(params, lr=cfg.lr or TUNE_LR, weight_decay=1e-2)
         fakes = np.flatnonzero(y == 1)
+        reals = np.flatnonzero(y == 0) if cfg.blends else np.empty(0, int)  # sources of self-blended fakes
         partner = _partners(videos, y, rng)
         history = []
         for _ in range(cfg.epochs or TUNE_EPOCHS):
@@ -330,16 +344,20 @@ class TunedHead(Head):
                 if isinstance(m, torch.nn.BatchNorm2d):
                     m.eval()
             pairs = [(v, c) for v in fakes for c in rng.permutation(len(feats[v]))[:TUNE_CROPS]]
+            pairs += [(v, c) for v in reals for c in rng.permutation(len(feats[v]))[:BLEND_CROPS]]
             pairs = [pairs[i] for i in rng.permutation(len(pairs))]
             losses = []
             for start in tqdm(range(0, len(pairs), TUNE_PAIRS), desc="fine-tuning", unit="step", leave=False):
                 batch = []
                 for v, c in pairs[start:start + TUNE_PAIRS]:
-                    views = rng.integers(0, feats[v].shape[1], 2)
-                    u, d = partner(v, c)
-                    batch += [feats[v][c, views[0]], feats[u][d, views[1]]]
-                x = torch.from_numpy(np.stack(batch).astype(np.float32))
-                target = torch.tensor([1.0, 0.0] * (len(batch) // 2))
+                    views = rng.integers(0, cfg.views, 2)
+                    if y[v]:
+                        u, d = partner(v, c)
+                        batch += [feats[v][c, views[0]], feats[u][d, views[1]]]
+                    else:  # a self-blended fake of this REAL crop, beside the crop itself
+                        batch += [feats[v][c, cfg.views + rng.integers(cfg.blends)], feats[v][c, views[1]]]
+                x = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
+                target = torch.tensor([1.0, 0.0] * (len(batch) // 2), device=device)
                 logits = net.late(x, block)
                 losses.append(_step(optimizer, torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
                                     + torch.nn.functional.softplus(logits[1::2] - logits[0::2]).mean()))
@@ -349,12 +367,15 @@ class TunedHead(Head):
     def scores(self, feats: np.ndarray) -> np.ndarray:
         """P(FAKE) per crop, on the crops as predict sees them (view 0)."""
         with torch.inference_mode():
-            return torch.sigmoid(self.net.late(torch.from_numpy(feats[:, 0].astype(np.float32)), self.block)).numpy()
+            return torch.sigmoid(self.net.late(self._view0(feats), self.block)).cpu().numpy()
 
     def pooled(self, feats: np.ndarray) -> np.ndarray:
         """(crops, F) pooled features of the tuned backbone, on the crops as predict sees them (view 0)."""
         with torch.inference_mode():
-            return self.net.late_features(torch.from_numpy(feats[:, 0].astype(np.float32)), self.block).numpy()
+            return self.net.late_features(self._view0(feats), self.block).cpu().numpy()
+
+    def _view0(self, feats: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(feats[:, 0].astype(np.float32)).to(next(self.net.parameters()).device)
 
     def install(self, model: torch.nn.Module) -> None:
         model.load_state_dict(self.net.state_dict())
@@ -379,7 +400,7 @@ class TunedSequenceHead:
     @classmethod
     def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
             videos: pd.DataFrame) -> "TunedSequenceHead":
-        tuned = TunedHead.fit(_frame_twin(model, cfg).cpu(), feats, y, cfg, videos)
+        tuned = TunedHead.fit(_frame_twin(model, cfg), feats, y, cfg, videos)
         sequence = SequenceHead.fit(model, [tuned.pooled(f) for f in feats], y,
                                     replace(cfg, epochs=None, lr=None), videos)
         return cls(tuned, sequence)
@@ -392,9 +413,16 @@ class TunedSequenceHead:
         model.encoder.load_state_dict(self.tuned.net.encoder.state_dict())
 
 
+def _per_video(X: np.ndarray, index: pd.DataFrame) -> list[np.ndarray]:
+    """(crops, ...) features of these videos' crops, in index order -> one array per video."""
+    return np.split(X, np.cumsum(index["n_faces"].to_numpy())[:-1])
+
+
 def _first_tuned_block(model: torch.nn.Module, cfg: CVConfig) -> int:
     """The first of the backbone's blocks that fine-tuning trains (its last `cfg.tune`)."""
     blocks = len(model.encoder.blocks)
+    if cfg.blends < 0:
+        raise DfdcError(f"--blends must be at least 0, not {cfg.blends}")
     if not 1 <= cfg.tune <= blocks or cfg.views < 1:
         raise DfdcError(f"--tune must be within 1..{blocks} (the blocks of {cfg.backbone}) and --views at least 1, "
                         f"not {cfg.tune} and {cfg.views}")
@@ -410,6 +438,7 @@ def _frame_twin(model: torch.nn.Module, cfg: CVConfig) -> torch.nn.Module:
 
 # Fine-tuning: epochs, learning rate, crops drawn per FAKE video per epoch, pairs per step (a batch of 2x).
 TUNE_EPOCHS, TUNE_LR, TUNE_CROPS, TUNE_PAIRS = 3, 3e-4, 16, 16
+BLEND_CROPS = 8  # crops of each REAL video made a self-blended fake per epoch
 
 
 def _partners(videos: pd.DataFrame, y: np.ndarray, rng: np.random.Generator):
@@ -497,6 +526,28 @@ def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrat
     return {"prior": PRIOR, "draws": "all of the rarer class and as many of the other, 200 draws per fold",
             "mean_over_folds": mean, "folds": rows,
             "pooled": score_table(pd.DataFrame({"label": oof["label"], "p": pooled}))}
+
+
+def summary_lines(s: dict) -> list[str]:
+    """What a run found (its summary), in the lines `dfdc cv` and `dfdc demo` print."""
+    def f(value: float | None, digits: int = 4) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    lines = []
+    for name in ("raw", "calibrated"):
+        t = s["pooled"][name]
+        lines.append(f"{name}, out of fold on {t['n']} videos, {s['folds_k']} folds grouped by {s['grouped_by']}: "
+                     f"balanced log loss {f(t['balanced_log_loss'])} (chance 0.6931), log loss {f(t['log_loss'])}, "
+                     f"AUC {f(t['auc'], 3)}, accuracy {f(t['accuracy'], 3)}")
+    m = s["matched"]["mean_over_folds"]
+    if m:
+        t = s["matched"]["pooled"]
+        lines += [f"50/50 test sets drawn from each fold, mean over folds: log loss {f(m['raw'])} raw, "
+                  f"{f(m['calibrated'])} calibrated, {f(m['matched'])} matched to the known balance "
+                  f"(predict --match-prior, as the Kaggle kernel runs)",
+                  f"each fold matched to its own known balance, pooled: balanced log loss "
+                  f"{f(t['balanced_log_loss'])}, AUC {f(t['auc'], 3)}"]
+    return lines + [f"aggregation {s['aggregation']}, calibration {s['calibration']['method']}"]
 
 
 def _with_facts(config: CheckpointConfig, facts: dict) -> CheckpointConfig:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,15 +28,17 @@ log = logging.getLogger("dfdc")
 
 
 def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path, index: pd.DataFrame,
-                  augment: ClipAugment, device: torch.device, views: int = 1, seed: int = 0,
+                  augments: Sequence[ClipAugment], device: torch.device, seed: int = 0,
                   batch_size: int = 32) -> np.ndarray:
-    """(crops, views, ...) float32 features of every main-track crop, video by video in index order: view 0
-    as predict sees the crop, each further view a random training augmentation of it (drawn from
-    `seed`), so a head trained on cached features still sees JPEG, blur, flips and the rest."""
+    """(crops, views, ...) float32 features of every main-track crop, video by video in index order, one
+    view per augment (each drawn from `seed` and its place): e.g. the crop as predict sees it, then
+    random training augmentations of it, so a head trained on cached features still sees JPEG, blur,
+    flips and the rest."""
     out = []
-    for view in range(views):
+    views = len(augments)
+    for view, augment in enumerate(augments):
         torch.manual_seed(seed + view)  # the dataset's generator follows torch's seed
-        data = FrameDataset(cache, index, replace(augment, train=view > 0))
+        data = FrameDataset(cache, index, augment)
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
         maps = []
         with torch.inference_mode():

@@ -129,6 +129,13 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     assert all(len(r["history"]) == 2 for r in summary["training"])
     oof = pd.read_csv(tmp_path / "tuned" / "oof.csv")
     assert len(oof) == 25 and oof["p_raw"].nunique() > 10
+    # self-blended fakes were cached for the REAL videos' crops alone, 2 per crop (the default)
+    blend_keys = [p for p in (tmp_path / "tuned").glob("features-*.json") if "blends" in json.loads(p.read_text())]
+    assert len(blend_keys) == 1
+    blended = np.load(blend_keys[0].with_suffix(".npy"))
+    index = pd.read_csv(cache / "index.csv")
+    real_crops = index.loc[(index["status"] == "done") & (index["label"] == "REAL"), "n_faces"].sum()
+    assert blended.shape[:2] == (real_crops, 2) and 0 < real_crops < index["n_faces"].sum()
 
     # The fold checkpoint, run whole on the crops predict would see, gives the fold's held-out score;
     # the blocks before the tuned ones are the start model's, the tuned ones have moved.
