@@ -182,16 +182,16 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .inference.evaluate import evaluate
+    from .scores.metrics import figure
 
     s = evaluate(args.videos_dir, args.labels, args.checkpoint, args.out, frames=args.frames, device=args.device,
                  weights=args.weights, batch_size=args.batch_size, aggregation=args.aggregation,
                  detect_every=args.detect_every, detector=args.detector, match=args.match_prior)
     for name in ("raw", "calibrated"):
         t = s[name]
-        auc = "n/a" if t["auc"] is None else f"{t['auc']:.3f}"
         shown = "calibrated, matched to the prior" if name == "calibrated" and args.match_prior else name
         print(f"evaluate ({shown}): {t['n']} videos, log loss {t['log_loss']:.4f}, balanced "
-              f"{t['balanced_log_loss']:.4f}, AUC {auc}, accuracy {t['accuracy']:.3f}")
+              f"{figure(t['balanced_log_loss'])}, AUC {figure(t['auc'], 3)}, accuracy {t['accuracy']:.3f}")
     print(f"evaluate: per-video table and reliability diagram in {args.out}")
     return 0
 

@@ -23,6 +23,7 @@ from .inference.evaluate import evaluate
 from .inference.predict import run_predict
 from .inference.submission import check_submission
 from .sample.synth import make_sample
+from .scores.metrics import figure
 from .training.calibrate import calibrate_run
 from .training.cv import CVConfig, run_cv, summary_lines
 from .training.extract import run_extract
@@ -105,16 +106,12 @@ def _synthetic(out: Path, submission: Path, videos: int, epochs: int, seed: int,
 
     scores = evaluate(data / "heldout", data / "heldout" / "metadata.json", [run / "best.pt"], out / "heldout",
                       device=device, weights=weights)
-    clock.say(f"held-out synthetic videos: balanced log loss raw {_f(scores['raw']['balanced_log_loss'])}, "
-              f"calibrated {_f(scores['calibrated']['balanced_log_loss'])} (chance 0.6931), "
-              f"AUC {_f(scores['calibrated']['auc'], 3)}; table: {out / 'heldout' / 'predictions.csv'}")
+    clock.say(f"held-out synthetic videos: balanced log loss raw {figure(scores['raw']['balanced_log_loss'])}, "
+              f"calibrated {figure(scores['calibrated']['balanced_log_loss'])} (chance 0.6931), "
+              f"AUC {figure(scores['calibrated']['auc'], 3)}; table: {out / 'heldout' / 'predictions.csv'}")
     shutil.copyfile(run / "best.pt", out / "model.pt")
     run_predict(data / "test", [out / "model.pt"], submission, sample_submission=data / "test" / "sample_submission.csv",
                 device=device, weights=weights, report_dir=out / "test_reports")
     problems = check_submission(submission, data / "test")
     clock.say(f"submission: {submission} ({'valid' if not problems else '; '.join(problems)})")
     return {"heldout": scores, "calibration": cal["method"], "submission": str(submission), "valid": not problems}
-
-
-def _f(value: float | None, digits: int = 4) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"

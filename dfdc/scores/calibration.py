@@ -27,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from ..errors import DfdcError
-from .metrics import balanced_log_loss, log_loss, prior_weights
+from .metrics import balanced_log_loss, figure, log_loss, prior_weights
 
 EPS = 1e-15  # probabilities are clipped to [EPS, 1 - EPS] before taking logits
 MARGIN = 0.005  # a richer map must beat a simpler one's cross-validated log loss by this, plus 1.5 standard errors
@@ -299,8 +299,7 @@ def reliability_diagram(
     for name, p in curves.items():
         loss = log_loss(y, p) if prior is None else balanced_log_loss(y, p, prior)
         mean_p, frac_fake = _reliability(p, y, w, edges)
-        loss_text = "n/a" if loss is None else f"{loss:.4f}"
-        top.plot(mean_p, frac_fake, "o-", label=f"{name} (log loss {loss_text})")
+        top.plot(mean_p, frac_fake, "o-", label=f"{name} (log loss {figure(loss)})")
         bottom.hist(p, bins=edges, histtype="step", label=name)
     weighting = "labels as given" if prior is None else f"classes reweighted to {prior:.0%} FAKE"
     top.set(ylabel="fraction FAKE", xlim=(0, 1), ylim=(0, 1), title=f"Reliability ({weighting})")

@@ -62,6 +62,11 @@ def accuracy(labels: ArrayLike, probs: ArrayLike) -> float:
     return float(metrics.accuracy_score(y, (p > 0.5).astype(int)))
 
 
+def figure(value: float | None, digits: int = 4) -> str:
+    """A score as printed: fixed digits, or n/a where it has none (AUC of one class, say)."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def score_table(df: pd.DataFrame) -> dict[str, float | int | None]:
     """All the scores of a table with columns `label` (0 REAL, 1 FAKE) and `p` (P(FAKE)), as plain values."""
     missing = [c for c in ("label", "p") if c not in df.columns]

@@ -5,7 +5,7 @@ group (by default a folder of the data root: one dataset or identity group, so a
 compression copy or the other direction of a swap never sits on both sides). What the backbone
 computes before the trained part is the same in every fold, so it is computed once (features.py)
 and each fold trains only the rest: the frame model's last blocks fine-tuned on pairs of a fake and
-a real crop (`tune` > 0, about a minute per fold), or on a wholly frozen backbone a logistic
+a real crop (`tune` > 0, about 80 s per fold of the real set on 2 CPU cores), or on a wholly frozen backbone a logistic
 regression (scikit-learn; every video weighing the same, REAL and FAKE balanced), or the sequence
 model's linear + ConvLSTM + FC layers over clips of the features. The same result on a busy
 machine as on a quiet one: the work is set by epochs, never by the clock.
@@ -52,7 +52,7 @@ from ..models.clips import clip_windows
 from ..scores.aggregation import AGGREGATIONS, video_score
 from ..scores.calibration import Calibrator, fit_calibrator, logit, reliability_diagram
 from ..scores.matching import fifty_fifty_log_loss, match_prior, matched_to_groups
-from ..scores.metrics import score_table
+from ..scores.metrics import figure, score_table
 from .augment import ClipAugment
 from .curves import cv_curves, roc_curves
 from .dataset import BalancedSampler, FrameDataset, read_index
@@ -530,23 +530,21 @@ def _matched_figures(oof: pd.DataFrame, matched: Callable[[int | None], Calibrat
 
 def summary_lines(s: dict) -> list[str]:
     """What a run found (its summary), in the lines `dfdc cv` and `dfdc demo` print."""
-    def f(value: float | None, digits: int = 4) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
     lines = []
     for name in ("raw", "calibrated"):
         t = s["pooled"][name]
         lines.append(f"{name}, out of fold on {t['n']} videos, {s['folds_k']} folds grouped by {s['grouped_by']}: "
-                     f"balanced log loss {f(t['balanced_log_loss'])} (chance 0.6931), log loss {f(t['log_loss'])}, "
-                     f"AUC {f(t['auc'], 3)}, accuracy {f(t['accuracy'], 3)}")
+                     f"balanced log loss {figure(t['balanced_log_loss'])} (chance 0.6931), "
+                     f"log loss {figure(t['log_loss'])}, AUC {figure(t['auc'], 3)}, "
+                     f"accuracy {figure(t['accuracy'], 3)}")
     m = s["matched"]["mean_over_folds"]
     if m:
         t = s["matched"]["pooled"]
-        lines += [f"50/50 test sets drawn from each fold, mean over folds: log loss {f(m['raw'])} raw, "
-                  f"{f(m['calibrated'])} calibrated, {f(m['matched'])} matched to the known balance "
+        lines += [f"50/50 test sets drawn from each fold, mean over folds: log loss {figure(m['raw'])} raw, "
+                  f"{figure(m['calibrated'])} calibrated, {figure(m['matched'])} matched to the known balance "
                   f"(predict --match-prior, as the Kaggle kernel runs)",
                   f"each fold matched to its own known balance, pooled: balanced log loss "
-                  f"{f(t['balanced_log_loss'])}, AUC {f(t['auc'], 3)}"]
+                  f"{figure(t['balanced_log_loss'])}, AUC {figure(t['auc'], 3)}"]
     return lines + [f"aggregation {s['aggregation']}, calibration {s['calibration']['method']}"]
 
 

@@ -11,6 +11,7 @@ from dfdc.scores.metrics import (
     accuracy,
     auc,
     balanced_log_loss,
+    figure,
     log_loss,
     prior_weights,
     score_table,
@@ -57,6 +58,8 @@ def test_balanced_log_loss_at_the_sets_own_prior_is_the_plain_one(random_scores)
 def test_one_class_has_no_auc_and_no_balanced_loss() -> None:
     assert auc([1, 1, 1], [0.2, 0.5, 0.9]) is None
     assert balanced_log_loss([0, 0], [0.1, 0.3]) is None
+    assert figure(auc([1, 1, 1], [0.2, 0.5, 0.9]), 3) == "n/a"  # printed as such, not a crash
+    assert figure(auc([0, 1, 1], [0.2, 0.5, 0.9]), 3) == "1.000"
 
 
 def test_auc_by_hand_and_against_sklearn(random_scores) -> None:
