@@ -1,13 +1,13 @@
 """`dfdc cv`: grouped K-fold cross-validation on real videos, cheap enough for a CPU.
 
 Every video gets one out-of-fold P(FAKE) from the model that never saw its fold; a fold is a whole
-group (by default a folder of the data root: one dataset or identity group, so a face, a
-compression copy or the other direction of a swap never sits on both sides). What the backbone
-computes before the trained part is the same in every fold, so it is computed once (features.py)
-and each fold trains only the rest: the frame model's last blocks fine-tuned on pairs of a fake and
-a real crop (`tune` > 0, about 80 s per fold of the real set on 2 CPU cores), or on a wholly frozen backbone a logistic
-regression (scikit-learn; every video weighing the same, REAL and FAKE balanced), or the sequence
-model's linear + ConvLSTM + FC layers over clips of the features. The same result on a busy
+group (by default a folder of the data root: one dataset or identity group, so a face, a compression
+copy or the other direction of a swap never sits on both sides). What the backbone computes before
+the trained part is the same in every fold, so it is computed once (features.py) and each fold
+trains only the rest: the frame model's last blocks fine-tuned on pairs of a fake and a real crop
+(`tune` > 0, about 80 s per fold of the real set on 2 CPU cores), or on a wholly frozen backbone a
+logistic regression (scikit-learn; every video weighing the same, REAL and FAKE balanced), or the
+sequence model's linear + ConvLSTM + FC layers over clips of the features. The same result on a busy
 machine as on a quiet one: the work is set by epochs, never by the clock.
 
 From the pooled out-of-fold scores it chooses the aggregation (frame scores -> video score) and
