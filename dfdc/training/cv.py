@@ -113,10 +113,10 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
              "folder (part)" if cfg.by == "part" else cfg.by)
 
     views, blends = (cfg.views, cfg.blends) if cfg.tune else (1, 0)
+    augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
            "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
-           "seed": cfg.seed}
-    augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
+           "seed": cfg.seed, "augment": asdict(augment)}
     X = cached_features(out, key, lambda: crop_features(
         features, cache, index, [replace(augment, train=False)] + [augment] * (views - 1), device,
         seed=cfg.seed, batch_size=cfg.batch_size))
