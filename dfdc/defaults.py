@@ -20,7 +20,7 @@ MATCH_MIN = 10  # predict --match-prior: videos scored by the models before the 
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)
-SELF_BLENDS = 2  # `dfdc cv` fine-tuning: self-blended fakes cached per crop (training/blend.py), each beside its REAL source
+SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train
 
 
 def default_shared() -> Path:

@@ -1,13 +1,16 @@
 """Training data from the face cache (`dfdc extract`): clips, single crops, folds and a balanced sampler.
 
 Only the main track (track 0) of a video is used: in a FAKE video with two people only one may be
-manipulated, so the other tracks' labels are unknown. Labels are 1.0 for FAKE, 0.0 for REAL.
+manipulated, so the other tracks' labels are unknown. Labels are 1.0 for FAKE, 0.0 for REAL. With
+`blends`, each REAL item also comes that many times more as a self-blended fake of itself (label
+1.0; training/blend.py), so a model learns the blend's seam that face swaps share, not the people.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -52,13 +55,17 @@ def split_folds(index: pd.DataFrame, fold: int, folds: int = 5, seed: int = 0,
 class _CacheDataset(Dataset):
     """Reading a video's main-track crops from the cache, with a per-process random generator."""
 
-    def __init__(self, cache: str | Path, index: pd.DataFrame | None, transform: Transform | None) -> None:
+    def __init__(self, cache: str | Path, index: pd.DataFrame | None, transform: Transform | None,
+                 blends: int = 0) -> None:
         self.cache = Path(cache)
         self.index = read_index(cache) if index is None else index.reset_index(drop=True)
         if transform is None:
             size = json.loads((self.cache / "settings.json").read_text())["size"]
             transform = ClipAugment(size, train=False)
-        self.transform = transform
+        if blends < 0 or (blends and not (isinstance(transform, ClipAugment) and transform.train)):
+            raise DfdcError(f"self-blends need a training ClipAugment and a count of at least 0, not {blends}")
+        self.transform, self.blends = transform, blends
+        self.blend_transform = replace(transform, p_blend=1.0) if blends else None
         self._rng: tuple[int, np.random.Generator] | None = None
         self._frames: dict[int, tuple[Path, list[int]]] = {}
 
@@ -87,8 +94,20 @@ class _CacheDataset(Dataset):
             crops.append(image[..., ::-1])
         return np.stack(crops)
 
-    def label(self, row: int) -> torch.Tensor:
-        return torch.tensor(float(self.index.at[row, "label"] == "FAKE"))
+    def with_blends(self, items: list, video: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
+        """(items, blended, labels): the items of these videos, then `blends` more copies of each
+        REAL one to be shown as its self-blended fake."""
+        fake = (self.index["label"] == "FAKE").to_numpy()[video]
+        reals = np.flatnonzero(~fake)
+        extra = np.tile(reals, self.blends)
+        blended = np.concatenate([np.zeros(len(items), bool), np.ones(len(extra), bool)])
+        return list(items) + [items[i] for i in extra], blended, np.concatenate([fake, np.ones(len(extra), bool)])
+
+    def item(self, row: int, crops: np.ndarray, blended: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(crops as the model takes them, label): a self-blended fake of them where `blended`."""
+        transform = self.blend_transform if blended else self.transform
+        label = 1.0 if blended else float(self.index.at[row, "label"] == "FAKE")
+        return transform(crops, self.rng()), torch.tensor(label)
 
 
 class ClipDataset(_CacheDataset):
@@ -101,17 +120,18 @@ class ClipDataset(_CacheDataset):
     """
 
     def __init__(self, cache: str | Path, index: pd.DataFrame | None = None, frames: int = 10,
-                 transform: Transform | None = None, random_start: bool = True, clips_per_video: int = 1) -> None:
-        super().__init__(cache, index, transform)
+                 transform: Transform | None = None, random_start: bool = True, clips_per_video: int = 1,
+                 blends: int = 0) -> None:
+        super().__init__(cache, index, transform, blends)
         self.length, self.random_start = frames, random_start
         counts = self.index["n_faces"].to_numpy()
         if random_start:
             windows = [[None] * clips_per_video for _ in counts]
         else:
             windows = [clip_windows(int(n), frames) for n in counts]
-        self.items = [(v, w) for v, ws in enumerate(windows) for w in ws]
+        items = [(v, w) for v, ws in enumerate(windows) for w in ws]
         self.windows_per_video = np.array([len(ws) for ws in windows])
-        self.labels = (self.index["label"] == "FAKE").to_numpy()[[v for v, _ in self.items]]
+        self.items, self.blended, self.labels = self.with_blends(items, np.array([v for v, _ in items], int))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -124,19 +144,19 @@ class ClipDataset(_CacheDataset):
             start = int(self.rng().integers(0, spare + 1))
             window = np.minimum(np.arange(start, start + self.length), len(frames) - 1)
         picked = [frames[k] for k in window]
-        return self.transform(self.load(folder, picked), self.rng()), self.label(row)
+        return self.item(row, self.load(folder, picked), self.blended[i])
 
 
 class FrameDataset(_CacheDataset):
     """(C, H, W) single crops of every main-track frame of every video, and the label (frame models)."""
 
     def __init__(self, cache: str | Path, index: pd.DataFrame | None = None,
-                 transform: Transform | None = None) -> None:
-        super().__init__(cache, index, transform)
+                 transform: Transform | None = None, blends: int = 0) -> None:
+        super().__init__(cache, index, transform, blends)
         counts = self.index["n_faces"].to_numpy()
-        self.items = np.stack([np.repeat(np.arange(len(counts)), counts),
-                               np.concatenate([np.arange(n) for n in counts])], 1)
-        self.labels = (self.index["label"] == "FAKE").to_numpy()[self.items[:, 0]]
+        items = np.stack([np.repeat(np.arange(len(counts)), counts), np.concatenate([np.arange(n) for n in counts])], 1)
+        items, self.blended, self.labels = self.with_blends(list(items), items[:, 0])
+        self.items = np.array(items).reshape(-1, 2)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -144,7 +164,8 @@ class FrameDataset(_CacheDataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         row, k = (int(v) for v in self.items[i])
         folder, frames = self.frames(row)
-        return self.transform(self.load(folder, [frames[k]]), self.rng())[0], self.label(row)
+        x, label = self.item(row, self.load(folder, [frames[k]]), self.blended[i])
+        return x[0], label
 
 
 class BalancedSampler(Sampler[int]):

@@ -28,7 +28,14 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..defaults import AGGREGATION, CACHE_FRAMES, CLIP_FRAMES, CROP_MARGIN, CROP_SIZE
+from ..defaults import (
+    AGGREGATION,
+    CACHE_FRAMES,
+    CLIP_FRAMES,
+    CROP_MARGIN,
+    CROP_SIZE,
+    SELF_BLENDS,
+)
 from ..device import pick_device
 from ..errors import DfdcError
 from ..models import create_model
@@ -63,6 +70,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 2
     aggregation: str = AGGREGATION  # frame model: how validation frames make a video score; predict does the same
+    blends: int = SELF_BLENDS  # self-blended fakes made from each REAL training item per epoch (training/blend.py)
 
 
 class ShardSampler(Sampler[int]):
@@ -112,9 +120,9 @@ def _datasets(cache: Path, cfg: TrainConfig, kind: str, mean, std, margin: float
     plain = ClipAugment(cfg.size, tuple(mean), tuple(std), train=False, margin=margin)
     if kind == "sequence":
         per_video = max(1, cached_frames // cfg.frames)
-        return (ClipDataset(cache, train_idx, cfg.frames, aug, clips_per_video=per_video),
+        return (ClipDataset(cache, train_idx, cfg.frames, aug, clips_per_video=per_video, blends=cfg.blends),
                 ClipDataset(cache, val_idx, cfg.frames, plain, random_start=False))
-    return FrameDataset(cache, train_idx, aug), FrameDataset(cache, val_idx, plain)
+    return FrameDataset(cache, train_idx, aug, blends=cfg.blends), FrameDataset(cache, val_idx, plain)
 
 
 @torch.inference_mode()
@@ -206,9 +214,10 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
     sampler = BalancedSampler(train_data.labels, cfg.seed)
     if lead:
         n_fake = int(train_data.labels.sum())
-        log.info("train: %d training items (%d FAKE, %d REAL) -> %d per epoch, REAL:FAKE 1:1; %d validation videos; "
-                 "folds grouped by %s", len(train_data), n_fake, len(train_data) - n_fake, len(sampler),
-                 len(val_data.index), cfg.fold_by)
+        log.info("train: %d training items (%d FAKE, %d of them self-blended from REAL ones; %d REAL) -> %d per "
+                 "epoch, REAL:FAKE 1:1; %d validation videos; folds grouped by %s", len(train_data), n_fake,
+                 int(train_data.blended.sum()), len(train_data) - n_fake, len(sampler), len(val_data.index),
+                 cfg.fold_by)
     batches = ShardSampler(sampler, rank, world) if world > 1 else sampler
     steps_per_epoch = max(1, math.ceil(len(batches) / cfg.batch_size))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from dfdc.errors import DfdcError
 from dfdc.models.clips import clip_windows
 from dfdc.training.augment import ClipAugment, denormalise
 from dfdc.training.dataset import (
@@ -55,6 +56,29 @@ def test_frame_dataset_gives_every_main_track_crop(cache):
     assert len(data) == index["n_faces"].sum() == len(data.labels)
     x, y = data[len(data) - 1]
     assert x.shape == (3, 64, 64) and y.item() == float(index["label"].iloc[-1] == "FAKE")
+
+
+@pytest.mark.parametrize("kind", [FrameDataset, ClipDataset])
+def test_self_blends_add_fakes_made_from_the_real_items(cache, kind):
+    """blends=2: every REAL item comes twice more, labelled FAKE, as a self-blend of the same crops:
+    the face centre altered, the corners (background) as they were."""
+    only_blend = ClipAugment(64, p_flip=0, p_jitter=0, p_cutout=0, p_downscale=0, p_blur=0, p_noise=0, p_jpeg=0)
+    fixed = {"random_start": False} if kind is ClipDataset else {}  # the same frames in both datasets
+    plain = kind(cache, transform=only_blend, **fixed)
+    data = kind(cache, transform=only_blend, blends=2, **fixed)
+    real = np.flatnonzero(~plain.labels)
+    assert len(real) and len(data) == len(plain) + 2 * len(real)
+    assert data.labels[:len(plain)].tolist() == plain.labels.tolist() and data.labels[len(plain):].all()
+    assert int(data.blended.sum()) == 2 * len(real) and BalancedSampler(data.labels)  # still two classes
+    for k, i in enumerate(real):
+        x, y = plain[i]
+        b, yb = data[len(plain) + k]  # the first blended copy of REAL item i
+        assert y.item() == 0.0 and yb.item() == 1.0
+        a, b = denormalise(x).astype(int), denormalise(b).astype(int)
+        assert np.abs(a - b)[..., 28:36, 28:36, :].mean() > 1.0  # the face centre was blended
+        assert np.array_equal(a[..., :4, :4, :], b[..., :4, :4, :])  # a corner untouched
+    with pytest.raises(DfdcError, match="self-blends"):
+        kind(cache, transform=ClipAugment(64, train=False), blends=1)
 
 
 def test_folds_never_split_a_cluster(cache):
