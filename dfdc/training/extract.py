@@ -48,7 +48,7 @@ from ..faces.export import write_faces
 from ..faces.find import Faces, crop_tracks, find_faces
 from ..faces.tracks import Track
 from ..metadata import read_metadata
-from ..video.read import read_video
+from ..video.read import read_video, same_rate
 from ..video.sampling import get_sampling
 
 log = logging.getLogger("dfdc")
@@ -237,9 +237,6 @@ class Source:
         return cls(np.asarray(faces["sampled_frames"], np.int64), tracks, (faces["width"], faces["height"]),
                    int(faces["frames_in_video"]), float(faces["fps"]))
 
-    def in_frames_of(self, fps: float) -> np.ndarray:
-        """The original's sampled moments as frame indices of a video at `fps` (the same where fps agree)."""
-        return np.unique(np.round(self.indices * (fps / self.fps)).astype(np.int64))
 
 
 class Extractor:
@@ -307,10 +304,8 @@ class Extractor:
         at another frame size); and where the boxes came from ("self: <why not the original's>")."""
         s = self.settings
         if isinstance(source, Source) and row["label"] == "FAKE":
-            video = read_video(path, indices=source.indices)
-            retimed = abs(video.fps - source.fps) > 0.01 * source.fps
-            if retimed:  # saved at another frame rate: the original's moments, in the fake's frames
-                video = read_video(path, indices=source.in_frames_of(video.fps))
+            video = read_video(path, indices=source.indices, at_fps=source.fps)  # its original's moments
+            retimed = not same_rate(video.fps, source.fps)  # saved at another frame rate: in the fake's frames
             factor = video.fps / source.fps if retimed else 1.0
             tracks = _at_frames([_retimed(t, factor) for t in source.tracks], video.indices)
             boxes_from = "original" + (", at the fake's frame rate" if retimed else "")

@@ -59,10 +59,13 @@ class Video:
 
 
 def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
-               rng: np.random.Generator | None = None, indices: np.ndarray | None = None) -> Video:
+               rng: np.random.Generator | None = None, indices: np.ndarray | None = None,
+               at_fps: float | None = None) -> Video:
     """Decode the n frames the sampling asks for, or exactly the frames `indices` names (every
     frame is then decoded: a fake read where its original was sampled must not move, and its
-    reference frames fall elsewhere). A file that is not a readable video is a DfdcError whose
+    reference frames fall elsewhere). With `at_fps`, `indices` are frames of a stream at that rate
+    (an original's) and mean the same moments of this one, whatever its rate: one decode, as the
+    rate is known once the file is open. A file that is not a readable video is a DfdcError whose
     kind says why: not a file, permission denied, empty file, no video stream, cannot decode.
     A file that decodes only in part gives the frames before the damage, with `stopped` set."""
     path = Path(path)
@@ -71,9 +74,18 @@ def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
         raise DfdcError(problem[1], path, kind=problem[0])
     if indices is not None:
         exact = np.asarray(indices, np.int64)
-        n, pick = len(exact), lambda total, count, rng: exact[exact < max(total, 1)] if total else exact
+
+        def pick(total: int, count: int, rng, fps: float) -> np.ndarray:
+            moments = exact if at_fps is None or same_rate(fps, at_fps) else np.unique(np.round(exact * fps / at_fps))
+            moments = moments.astype(np.int64)
+            return moments[moments < max(total, 1)] if total else moments
+
+        n = len(exact)
     else:
-        pick = get_sampling(sampling)
+        sampler = get_sampling(sampling)
+
+        def pick(total: int, count: int, rng, fps: float) -> np.ndarray:
+            return sampler(total, count, rng)
     try:
         video = _read_pyav(path, n, pick, rng, skip_nonref=indices is None)
     except _NotOpened as e:  # OpenCV's FFmpeg build may know a container PyAV's does not
@@ -89,6 +101,11 @@ def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
         raise DfdcError("cannot decode any frame of its video stream", path, kind="cannot decode",
                         detail=video.stopped)
     return video
+
+
+def same_rate(fps: float, other: float) -> bool:
+    """Whether two frame rates are one (within 1%: 29.97 and 30 are, 15 and 30 are not)."""
+    return abs(fps - other) <= 0.01 * other
 
 
 def _what_it_is(path: Path) -> str:
@@ -144,7 +161,7 @@ def _read_pyav(path: Path, n: int, pick: Callable[..., np.ndarray],
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 30)
         total = stream.frames or int(round(float(container.duration or 0) / 1e6 * fps))
-        targets = pick(total, n, rng)
+        targets = pick(total, n, rng, fps)
         if skip_nonref:
             stream.codec_context.skip_frame = "NONREF"
         stream.thread_type = "AUTO"
@@ -202,7 +219,7 @@ def _read_opencv(path: Path, n: int, pick: Callable[..., np.ndarray],
             return Video(path, np.zeros((0, 0, 0, 3), np.uint8), np.zeros(0, np.int64), 30.0, 0)
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-        targets = pick(total, n, rng)
+        targets = pick(total, n, rng, fps)
         frames, indices, ptr, last = [], [], 0, -1
         for index in range(total):
             if not cap.grab():

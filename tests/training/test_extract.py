@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ import dfdc.training.extract as extract
 from dfdc.errors import DfdcError
 from dfdc.metadata import read_metadata
 from dfdc.training.extract import parse_shard, run_extract, select_shard
+from dfdc.video.read import read_video
 
 
 def entry(cache: Path, name: str, file: str = "entry.json") -> dict:
@@ -211,12 +213,20 @@ def test_fake_of_another_frame_size_is_cropped_at_its_originals_boxes_scaled(sha
     np.testing.assert_allclose(ratio[:, [1, 3]], 1.0, rtol=2e-3)  # y as it was
 
 
-def test_fake_at_another_frame_rate_is_cropped_at_its_originals_moments(shared, weights_dir, tmp_path):
+def test_fake_at_another_frame_rate_is_cropped_at_its_originals_moments(shared, weights_dir, tmp_path, monkeypatch):
     """The 469_481 pair again, the fake saved at 15 fps (a re-encode, as the hidden test set's lower
-    frame rates): the original's sampled moments and boxes, in the fake's frames. And a real fake
-    of ../shared whose metadata names an original of another length (FF++ Face2Face 183_253 is 501
-    frames, the original 183 390): its own boxes, and the summary says why."""
+    frame rates): the original's sampled moments and boxes, in the fake's frames, decoded once. And
+    a real fake of ../shared whose metadata names an original of another length (FF++ Face2Face
+    183_253 is 501 frames, the original 183 390): its own boxes, and the summary says why."""
     from helpers import ffmpeg
+
+    reads = Counter()
+
+    def counted(path, *args, **kwargs):
+        reads[Path(path).name] += 1
+        return read_video(path, *args, **kwargs)
+
+    monkeypatch.setattr(extract, "read_video", counted)
 
     real = shared / "data" / "real"
     original, fake = "original-youtube_c23_469.mp4", "NeuralTextures_c23_469_481.mp4"
@@ -238,7 +248,7 @@ def test_fake_at_another_frame_rate_is_cropped_at_its_originals_moments(shared, 
     faces = {n: json.loads((tmp_path / "cache" / "videos" / Path(n).stem / "faces.json").read_text())
              for n in (original, fake)}
     mine, theirs = faces[fake], faces[original]
-    assert mine["fps"] == 15 and theirs["fps"] > 25
+    assert mine["fps"] == 15 and theirs["fps"] > 25 and reads[fake] == 1
     moments = np.round(np.array(theirs["sampled_frames"]) * 15 / theirs["fps"])
     assert mine["sampled_frames"] == moments.astype(int).tolist()
     ratio = np.array(mine["tracks"][0]["boxes"]) / np.array(theirs["tracks"][0]["boxes"])
