@@ -94,14 +94,13 @@ class _CacheDataset(Dataset):
             crops.append(image[..., ::-1])
         return np.stack(crops)
 
-    def with_blends(self, items: list, video: np.ndarray) -> tuple[list, np.ndarray, np.ndarray]:
-        """(items, blended, labels): the items of these videos, then `blends` more copies of each
-        REAL one to be shown as its self-blended fake."""
+    def with_blends(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, blended, labels) of items of these videos: every item once, then `blends` more
+        times each REAL one, to be shown as its self-blended fake."""
         fake = (self.index["label"] == "FAKE").to_numpy()[video]
-        reals = np.flatnonzero(~fake)
-        extra = np.tile(reals, self.blends)
-        blended = np.concatenate([np.zeros(len(items), bool), np.ones(len(extra), bool)])
-        return list(items) + [items[i] for i in extra], blended, np.concatenate([fake, np.ones(len(extra), bool)])
+        extra = np.tile(np.flatnonzero(~fake), self.blends)
+        blended = np.arange(len(video) + len(extra)) >= len(video)
+        return np.concatenate([np.arange(len(video)), extra]), blended, np.concatenate([fake, blended[len(video):]])
 
     def item(self, row: int, crops: np.ndarray, blended: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(crops as the model takes them, label): a self-blended fake of them where `blended`."""
@@ -131,7 +130,8 @@ class ClipDataset(_CacheDataset):
             windows = [clip_windows(int(n), frames) for n in counts]
         items = [(v, w) for v, ws in enumerate(windows) for w in ws]
         self.windows_per_video = np.array([len(ws) for ws in windows])
-        self.items, self.blended, self.labels = self.with_blends(items, np.array([v for v, _ in items], int))
+        order, self.blended, self.labels = self.with_blends(np.array([v for v, _ in items], int))
+        self.items = [items[i] for i in order]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -155,8 +155,8 @@ class FrameDataset(_CacheDataset):
         super().__init__(cache, index, transform, blends)
         counts = self.index["n_faces"].to_numpy()
         items = np.stack([np.repeat(np.arange(len(counts)), counts), np.concatenate([np.arange(n) for n in counts])], 1)
-        items, self.blended, self.labels = self.with_blends(list(items), items[:, 0])
-        self.items = np.array(items).reshape(-1, 2)
+        order, self.blended, self.labels = self.with_blends(items[:, 0])
+        self.items = items[order]
 
     def __len__(self) -> int:
         return len(self.items)
