@@ -5,12 +5,12 @@
 The DFDC hidden test set had lower resolution and quality than the training data, and on the
 real set here FaceForensics++ and DFDC fakes have softer faces than their originals (Celeb-DF's
 the other way round). A model that learnt "soft face = FAKE" calls low-quality real footage fake.
-For each run: every REAL video is scored by the fold model that never saw it, on 16 of its cached
-crops as they are and blurred (Gaussian, sigma 1), halved (downscaled 2x and back) and JPEG'd
-(quality 30); it prints the mean change of the logit (> 0: towards FAKE) and the share of videos
-moved towards FAKE. Then the correlation, within each folder and label, of the out-of-fold logit
-with the face's sharpness (log variance of the Laplacian over the crop's centre): near 0 when
-sharpness does not drive the scores.
+It first prints the face sharpness (log variance of the Laplacian over the crop's centre) per folder
+and label. Then for each run: every REAL video is scored by the fold model that never saw it, on 16
+of its cached crops as they are and blurred (Gaussian, sigma 1), halved (downscaled 2x and back) and
+JPEG'd (quality 30); it prints the mean change of the logit (> 0: towards FAKE), the share of videos
+moved towards FAKE, and the correlation, within each folder and label, of the out-of-fold logit with
+the face's sharpness: near 0 when sharpness does not drive the scores.
 """
 
 from __future__ import annotations
@@ -55,6 +55,11 @@ def main() -> None:
         folder, frames = data.frames(row)
         crops[video] = data.load(folder, frames[::2][:16])
     sharp = pd.Series({v: sharpness(c) for v, c in crops.items()}, name="sharpness")
+    by = pd.DataFrame({"folder": data.index["folder"].to_numpy(), "label": data.index["label"].to_numpy()},
+                      index=data.index["video"]).join(sharp).groupby(["folder", "label"])["sharpness"].mean()
+    print("face sharpness, mean per folder (FAKE / REAL): " + ", ".join(
+        f"{folder} {by.get((folder, 'FAKE'), np.nan):.1f} / {by.get((folder, 'REAL'), np.nan):.1f}"
+        for folder in sorted(data.index["folder"].unique())))
     for run in args.runs:
         oof = pd.read_csv(run / "oof.csv").join(sharp, on="video")
         moved = {name: [] for name in CHANGES}
