@@ -67,7 +67,8 @@ def _crops(p: argparse.ArgumentParser) -> None:
 def _detection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default=defaults.DETECTOR, help="face detector by name (dfdc.faces.detector)")
     p.add_argument("--detect-every", type=int, default=1,
-                   help="detect faces on every k-th sampled frame, interpolate the boxes between")
+                   help="detect faces in whole frames on every k-th sampled frame; between, each face is found "
+                        "again around where its track is expected")
 
 
 def _time_limit(p: argparse.ArgumentParser) -> None:

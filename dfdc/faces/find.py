@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from ..defaults import CROP_MARGIN, CROP_SIZE
 from ..video.read import Video
+from .boxes import Detections, box_iou
 from .crops import crop_face, picture_bounds
 from .detector import Detector
 from .tracks import (
@@ -19,6 +21,11 @@ from .tracks import (
     smooth_sizes,
 )
 from .verify import check_face
+
+# A face found around where a track is expected continues it when the two overlap this much: the
+# face moved a little since the last sampled frame, but a neighbour's face in the same window lies
+# beside the expected box, not on it.
+FOLLOW_IOU = 0.3
 
 
 class Tracks(list):
@@ -56,25 +63,47 @@ class Faces:
 
 
 def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Tracks:
-    """Face tracks over the video's sampled frames, detecting on every `detect_every`-th one.
+    """Face tracks over the video's sampled frames, detecting whole frames on every `detect_every`-th one.
 
-    Each track is checked to be a face (landmarks, and a second look where the detector has
-    `look`); the ones that fail are in the result's `dropped`. Box sizes are smoothed per track.
+    Between those, each face is followed: found again in a window around where its track is
+    expected, where the detector has `near` (else the boxes are interpolated between the frames
+    detected whole). Each track is checked to be a face (landmarks, and a second look where the
+    detector has `look`) on the frames detected whole; the ones that fail are in the result's
+    `dropped`. Box sizes are smoothed per track.
     """
     step = max(1, detect_every)
     picked = np.arange(0, len(video.indices), step)
     if len(video.indices) and picked[-1] != len(video.indices) - 1:
         picked = np.append(picked, len(video.indices) - 1)
-    detections = detector(video.frames[picked])
+    found = detector(video.frames[picked])
+    whole = set(video.indices[picked].tolist())
     where = {int(index): i for i, index in enumerate(video.indices)}
-    look = getattr(detector, "look", None)
-    tracks, dropped = select_tracks(link_tracks(video.indices[picked], detections), len(picked),
-                                    lambda t: check_face(t, lambda index: video.frames[where[index]], look))
-    tracks = [smooth_sizes(t) for t in tracks]
-    if step > 1:
+    near = getattr(detector, "near", None)
+    if near is None:
+        tracks = link_tracks(video.indices[picked], found)
+    else:
+        detections: list[Detections | None] = [None] * len(video.indices)
+        for i, d in zip(picked, found):
+            detections[i] = d
+        tracks = link_tracks(video.indices, detections, follow=partial(_follow, video.frames, near))
+    tracks, dropped = select_tracks(
+        tracks, len(picked), partial(check_face, frame_of=lambda index: video.frames[where[index]],
+                                     look=getattr(detector, "look", None), whole=whole), whole=whole)
+    if near is None and step > 1:
         reach = int(np.diff(video.indices).max(initial=1)) * step
         tracks = [densify(t, video.indices, reach) for t in tracks]
-    return Tracks(tracks, dropped)
+    return Tracks([smooth_sizes(t) for t in tracks], dropped)
+
+
+def _follow(frames: np.ndarray, near, step: int, boxes: np.ndarray) -> Detections:
+    """The faces `near` finds around the boxes in frames[step] that overlap their box by FOLLOW_IOU,
+    each face once (two tracks' windows may find the same one)."""
+    found, iou = near([frames[step]] * len(boxes), boxes)
+    keep: list[int] = []
+    for k in np.flatnonzero(iou >= FOLLOW_IOU):
+        if not keep or box_iou(found.boxes[k:k + 1], found.boxes[keep]).max() < 0.5:
+            keep.append(int(k))
+    return Detections(found.boxes[keep], found.scores[keep], found.keypoints[keep])
 
 
 def crop_tracks(video: Video, tracks: list[Track], size: int, margin: float) -> list[np.ndarray]:

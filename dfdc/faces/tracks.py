@@ -34,10 +34,9 @@ class Track:
         self.detected.append(detected)
         self.keypoints.append(NO_KEYPOINTS if keypoints is None else np.asarray(keypoints, np.float32))
 
-    @property
-    def strength(self) -> float:
-        """How sure we are this is a face that stays: detections weighted by their scores."""
-        return float(sum(s for s, d in zip(self.scores, self.detected) if d))
+    def found(self, frames: set[int] | None = None) -> list[float]:
+        """The scores of its detections (on `frames` only, if given: e.g. the frames detected whole)."""
+        return [s for i, s, d in zip(self.indices, self.scores, self.detected) if d and (frames is None or i in frames)]
 
     @classmethod
     def from_dict(cls, d: dict) -> "Track":
@@ -66,18 +65,28 @@ class DroppedTrack:
         return {**self.track.to_dict(), "reason": self.reason}
 
 
-def link_tracks(indices: np.ndarray, detections: list[Detections], min_iou: float = 0.2,
-                max_gap: int = 4) -> list[Track]:
+# follow(step, boxes): the faces found around these boxes (where the tracks alive at that sampled
+# frame are expected) in the frame at `step`, which was not detected whole
+Follow = Callable[[int, np.ndarray], Detections]
+
+
+def link_tracks(indices: np.ndarray, detections: list[Detections | None], min_iou: float = 0.2,
+                max_gap: int = 4, follow: Follow | None = None) -> list[Track]:
     """Every track through the frames, in the order they start.
 
     A detection joins the track whose last box it overlaps most (IoU >= min_iou) if that track
     was seen within max_gap sampled frames; gaps up to max_gap are filled by interpolating the
-    boxes. A moving face (a camera pan) is also matched where its last motion puts it.
+    boxes. A moving face (a camera pan) is also matched where its last motion puts it. Where a
+    frame's detections are None (not detected whole), they are what `follow` finds around the
+    alive tracks' expected boxes: faces are followed between the frames detected whole.
     """
     tracks: list[Track] = []
     last_seen: dict[int, int] = {}
     for step, (index, dets) in enumerate(zip(indices, detections)):
         alive = [t for t in tracks if step - last_seen[t.id] <= max_gap]
+        if dets is None:
+            expected = [_predict(t, index) for t in alive]
+            dets = follow(step, np.stack(expected)) if expected and follow else Detections.empty()
         if alive and len(dets.boxes):
             overlap = np.maximum(box_iou(dets.boxes, np.stack([t.boxes[-1] for t in alive])),
                                  box_iou(dets.boxes, np.stack([_predict(t, indices[step]) for t in alive])))
@@ -100,23 +109,28 @@ def link_tracks(indices: np.ndarray, detections: list[Detections], min_iou: floa
 
 
 def select_tracks(tracks: list[Track], frames: int, check: Callable[[Track], str | None] | None = None,
-                  min_coverage: float = 0.25, min_relative: float = 0.4) -> tuple[list[Track], list[DroppedTrack]]:
+                  min_coverage: float = 0.25, min_relative: float = 0.4,
+                  whole: set[int] | None = None) -> tuple[list[Track], list[DroppedTrack]]:
     """The tracks to use, strongest first (track 0 is the main person), and the ones dropped.
 
     Tracks detected on fewer than min_coverage of the frames are passing glimpses and not kept
     (nor reported). The others, strongest first, must pass `check` (None: passed; else the reason:
-    not a face), and the ones after the main track must have min_relative of its strength: a video
-    is as fake as its most fake track, so a shirt pattern or a building taken for a face, or a face
-    in the far background, must not get a say. Kept tracks are numbered 0.., dropped ones after.
+    not a face), and the ones after the main track must have min_relative of its strength (its
+    detections weighted by their scores): a video is as fake as its most fake track, so a shirt
+    pattern or a building taken for a face, or a face in the far background, must not get a say.
+    With `whole` (the frames detected whole, `frames` of them), only their detections are counted:
+    a face followed between them is found at a closer look, so small background faces would gain.
+    Kept tracks are numbered 0.., dropped ones after.
     """
-    lasting = [t for t in tracks if sum(t.detected) >= max(1.0, min_coverage * frames)]
-    lasting.sort(key=lambda t: -t.strength)
+    strength = {id(t): sum(t.found(whole)) for t in tracks}
+    lasting = [t for t in tracks if len(t.found(whole)) >= max(1.0, min_coverage * frames)]
+    lasting.sort(key=lambda t: -strength[id(t)])
     kept: list[Track] = []
     dropped: list[DroppedTrack] = []
     for t in lasting:
-        if kept and t.strength < min_relative * kept[0].strength:
-            dropped.append(DroppedTrack(t, f"weak beside the main track (strength {t.strength:.1f} of "
-                                           f"{kept[0].strength:.1f}: {sum(t.detected)} detections)"))
+        if kept and strength[id(t)] < min_relative * strength[id(kept[0])]:
+            dropped.append(DroppedTrack(t, f"weak beside the main track (strength {strength[id(t)]:.1f} of "
+                                           f"{strength[id(kept[0])]:.1f}: {len(t.found(whole))} detections)"))
             continue
         reason = check(t) if check is not None else None
         if reason:

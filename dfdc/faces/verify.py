@@ -33,13 +33,17 @@ MIN_FOUND = 0.5  # share of the looks that must find the face again
 Look = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> IoU per box
 
 
-def check_face(track: Track, frame_of: Callable[[int], np.ndarray], look: Look | None = None) -> str | None:
+def check_face(track: Track, frame_of: Callable[[int], np.ndarray], look: Look | None = None,
+               whole: set[int] | None = None) -> str | None:
     """None if the track is a face; else why not (for faces.json and the predict report).
 
     frame_of(index) gives the frame at a true frame index; look is the detector's second look
     (None: landmarks only). Detectors without landmarks (all zero) are checked by looks alone.
+    whole: the frames detected whole (None: all). Their detections are checked; between them, the
+    track was followed by looks around its expected box, and each such look counts as a second look
+    (found where it was followed, not found in its gaps).
     """
-    det = [i for i, d in enumerate(track.detected) if d]
+    det = [i for i, d in enumerate(track.detected) if d and (whole is None or track.indices[i] in whole)]
     if not det:
         return "never detected"
     boxes = np.stack([track.boxes[i] for i in det])
@@ -54,7 +58,8 @@ def check_face(track: Track, frame_of: Callable[[int], np.ndarray], look: Look |
         return None
     picks = [det[j] for j in sorted(set(np.linspace(0, len(det) - 1, min(LOOKS, len(det))).round().astype(int)))]
     ious = np.array([look(frame_of(track.indices[i]), track.boxes[i][None])[0] for i in picks])
-    found = int((ious >= MIN_LOOK_IOU).sum())
-    if found < MIN_FOUND * len(picks):
-        return f"not a face: a second look found it again on {found} of {len(picks)} frames"
+    followed = [d for i, d in zip(track.indices, track.detected) if whole is not None and i not in whole]
+    found, looks = int((ious >= MIN_LOOK_IOU).sum()) + sum(followed), len(picks) + len(followed)
+    if found < MIN_FOUND * looks:
+        return f"not a face: a second look found it again on {found} of {looks} frames"
     return None

@@ -57,6 +57,24 @@ def test_a_non_face_track_is_dropped_and_reported(detector, real_dir, name, face
     assert prepared.faces.to_dict()["dropped_tracks"] == report
 
 
+def test_a_face_crossing_the_frame_is_followed_between_whole_detections(detector, real_dir):
+    """A kitchen pan: the face crosses a 1920 px frame in 10 s, ~70 px between sampled frames. With
+    whole frames detected on every 4th one only, it is followed across, not lost between them. And on
+    a street walk, the poster on a parked truck (a track on every frame) is still not a face: a look
+    around it finds it again on few of the frames between."""
+    video = read_video(real_dir / "ffpp_actors/original-actors_c40_01__kitchen_pan.mp4", 32)
+    faces = find_faces(video, detector, size=64, detect_every=4)
+    main = faces.tracks[0]
+    xs = [_centre(b)[0] for b in main.boxes]
+    assert len(main.indices) >= 26 and sum(main.detected) >= 24
+    assert min(xs) < 700 and max(xs) > 1700
+    walk = find_faces(read_video(real_dir / "ffpp_actors/original-actors_c40_09__walking_down_street_outside_angry.mp4",
+                                 32), detector, size=64, detect_every=4)
+    assert any(d.reason.startswith("not a face") and abs(_centre(np.median(d.track.boxes, 0))[0] - 1485) < 60
+               for d in walk.dropped)
+    assert all(abs(_centre(np.median(t.boxes, 0))[0] - 1485) > 60 for t in walk.tracks)
+
+
 def test_a_close_up_keeps_the_face_not_its_ear(detector, real_dir):
     """aapnvogymq (1080x1080, a face ~740 px): the main track was the ear (25/32 frames) and the
     face only a second track (20/32, lost where a tile's chin won over it); hair made a third."""
