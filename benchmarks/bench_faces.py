@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from ffmpeg_time import ffmpeg_decode_seconds
 
+from dfdc.defaults import DETECT_EVERY
 from dfdc.faces.detector import create_detector
 from dfdc.faces.find import crop_tracks, track_faces
 from dfdc.video.read import read_video
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("videos", type=Path)
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--frames", type=int, default=32)
-    parser.add_argument("--detect-every", type=int, default=1)
+    parser.add_argument("--detect-every", type=int, default=DETECT_EVERY)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from ffmpeg_time import ffmpeg_decode_seconds, yardstick
 
+from dfdc.defaults import DETECT_EVERY
 from dfdc.device import inference_dtype, pick_device
 from dfdc.inference.predict import run_predict
 from dfdc.models.checkpoint import init_checkpoint
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--backbone", default="tf_efficientnet_lite0")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--detect-every", type=int, default=1)
+    parser.add_argument("--detect-every", type=int, default=DETECT_EVERY)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)

@@ -66,7 +66,7 @@ def _crops(p: argparse.ArgumentParser) -> None:
 
 def _detection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default=defaults.DETECTOR, help="face detector by name (dfdc.faces.detector)")
-    p.add_argument("--detect-every", type=int, default=1,
+    p.add_argument("--detect-every", type=int, default=defaults.DETECT_EVERY,
                    help="detect faces in whole frames on every k-th sampled frame; between, each face is found "
                         "again around where its track is expected")
 

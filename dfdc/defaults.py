@@ -18,6 +18,11 @@ PRIOR = 0.5  # P(FAKE) of a video without a score: the DFDC test sets were 50/50
 CLIP = (0.01, 0.99)  # submitted probabilities are clipped to this: one wrong answer costs at most -log(0.01)
 MATCH_MIN = 10  # predict --match-prior: videos scored by the models before the set is matched to its prior
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
+# `dfdc predict`, `evaluate` and `faces` detect whole frames on every k-th sampled frame and follow each
+# face between (faces/find.py): 3.1 instead of 6.9 detector windows per frame on ../shared/data/real,
+# the same main track on all of its 127 videos and the 5 DFDC sample videos. `dfdc extract` detects
+# every frame whole: training has no time limit, and its boxes also place the fakes' crops.
+DETECT_EVERY = 4
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)
 SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train

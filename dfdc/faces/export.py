@@ -10,7 +10,7 @@ import cv2
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..defaults import CROP_MARGIN, CROP_SIZE, DETECTOR, VIDEO_FRAMES
+from ..defaults import CROP_MARGIN, CROP_SIZE, DETECT_EVERY, DETECTOR, VIDEO_FRAMES
 from ..device import pick_device
 from ..errors import DfdcError, problem_line
 from ..video.files import video_files
@@ -46,7 +46,7 @@ def write_faces(faces: Faces, out: Path) -> Path:
 
 
 def run_faces(source: Path, out: Path, frames: int = VIDEO_FRAMES, size: int = CROP_SIZE, margin: float = CROP_MARGIN,
-              weights: Path | None = None, detect_every: int = 1, device: str = "cpu",
+              weights: Path | None = None, detect_every: int = DETECT_EVERY, device: str = "cpu",
               detector: str = DETECTOR) -> list[str]:
     """Process every video; returns the one-line problems (a bad video never stops the others)."""
     videos = video_files(source)

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ..defaults import DETECTOR, PRIOR
+from ..defaults import DETECT_EVERY, DETECTOR, PRIOR
 from ..device import pick_device
 from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
@@ -229,7 +229,7 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 workers: int = 2, report_dir: Path | None = None, resume: bool = False,
                 prior: float = PRIOR, clip: tuple[float, float] | None = None,
                 aggregation: str | None = None, ensemble_weights: list[float] | None = None,
-                weights: Path | None = None, detect_every: int = 1, detector: str = DETECTOR,
+                weights: Path | None = None, detect_every: int = DETECT_EVERY, detector: str = DETECTOR,
                 started: float | None = None, start: Start | None = None, match: bool = False) -> dict[str, float]:
     """Score every video of the folder and write the submission; returns name -> P(FAKE).
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..defaults import CLIP, MATCH_MIN, PRIOR
+from ..defaults import CLIP, DETECT_EVERY, MATCH_MIN, PRIOR
 from ..errors import DfdcError
 from ..video.files import file_problem, listed_videos
 from .submission import HEADER, submission_names, submission_problems, write_submission
@@ -314,7 +314,7 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                   sample_submission: Path | None = None, report_dir: Path | None = None,
                   resume: bool = False, prior: float = PRIOR, clip: tuple[float, float] | None = None,
                   batch_size: int = 64, workers: int = 2, frames: int | None = None,
-                  ensemble_weights: list[float] | None = None, detect_every: int = 1,
+                  ensemble_weights: list[float] | None = None, detect_every: int = DETECT_EVERY,
                   started: float | None = None, match: bool = False) -> Start:
     """Check everything that needs no model, then write the first CSV: the prior for every video
     not yet scored (unless `out` already holds a complete submission of these videos: it is kept
