@@ -16,15 +16,17 @@ from .tracks import (
     DroppedTrack,
     Track,
     densify,
+    follow_back,
     link_tracks,
     select_tracks,
     smooth_sizes,
 )
 from .verify import check_face
 
-# A face found around where a track is expected continues it when the two overlap this much: the
-# face moved a little since the last sampled frame, but a neighbour's face in the same window lies
-# beside the expected box, not on it.
+# A face found around where a track is expected continues it when the two overlap this much, as
+# link_tracks joins a detection to a track (its min_iou): a walker crossing a 1080p frame moves a
+# quarter of the face's side or more between sampled frames; a neighbour's face in the same window
+# lies beside the expected box, not on it.
 FOLLOW_IOU = 0.3
 
 
@@ -85,24 +87,42 @@ def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Trac
         detections: list[Detections | None] = [None] * len(video.indices)
         for i, d in zip(picked, found):
             detections[i] = d
-        tracks = link_tracks(video.indices, detections, follow=partial(_follow, video.frames, near))
+        follow_ious: dict[tuple[int, bytes], float] = {}
+        follow = partial(_follow, video, near, follow_ious)
+        tracks = link_tracks(video.indices, detections, follow=follow)
+        for t in tracks:
+            follow_back(t, video.indices, follow, step - 1)
+    followed = None if near is None else lambda index, box: follow_ious.get((index, box.tobytes()), 0.0)
     tracks, dropped = select_tracks(
         tracks, len(picked), partial(check_face, frame_of=lambda index: video.frames[where[index]],
-                                     look=getattr(detector, "look", None), whole=whole), whole=whole)
+                                     look=getattr(detector, "look", None), whole=whole, followed=followed),
+        whole=whole)
     if near is None and step > 1:
         reach = int(np.diff(video.indices).max(initial=1)) * step
         tracks = [densify(t, video.indices, reach) for t in tracks]
     return Tracks([smooth_sizes(t) for t in tracks], dropped)
 
 
-def _follow(frames: np.ndarray, near, step: int, boxes: np.ndarray) -> Detections:
-    """The faces `near` finds around the boxes in frames[step] that overlap their box by FOLLOW_IOU,
-    each face once (two tracks' windows may find the same one)."""
-    found, iou = near([frames[step]] * len(boxes), boxes)
+def _follow(video: Video, near, ious: dict[tuple[int, bytes], float], step: int, expected: np.ndarray,
+            last: np.ndarray) -> Detections:
+    """The faces `near` finds in the video's frame `step` around the expected boxes, or else around
+    the last ones (where they differ: one look per frame at a track that stands still), that overlap
+    the box looked around by FOLLOW_IOU; each face once (two tracks may find the same). Each found
+    box's IoU is kept in `ious`, by frame index and box, for the face check."""
+    frame = video.frames[step]
+    found, iou = near([frame] * len(expected), expected)
+    missed = np.flatnonzero((iou < FOLLOW_IOU) & (np.diag(box_iou(expected, last)) < 0.5))
+    if len(missed):
+        again, iou_again = near([frame] * len(missed), last[missed])
+        better = iou_again > iou[missed]
+        for k, j in zip(missed[better], np.flatnonzero(better)):
+            found.boxes[k], found.scores[k], found.keypoints[k] = again.boxes[j], again.scores[j], again.keypoints[j]
+            iou[k] = iou_again[j]
     keep: list[int] = []
     for k in np.flatnonzero(iou >= FOLLOW_IOU):
         if not keep or box_iou(found.boxes[k:k + 1], found.boxes[keep]).max() < 0.5:
             keep.append(int(k))
+            ious[int(video.indices[step]), found.boxes[k].tobytes()] = float(iou[k])
     return Detections(found.boxes[keep], found.scores[keep], found.keypoints[keep])
 
 

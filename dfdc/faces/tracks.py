@@ -65,9 +65,10 @@ class DroppedTrack:
         return {**self.track.to_dict(), "reason": self.reason}
 
 
-# follow(step, boxes): the faces found around these boxes (where the tracks alive at that sampled
-# frame are expected) in the frame at `step`, which was not detected whole
-Follow = Callable[[int, np.ndarray], Detections]
+# follow(step, expected, last): the faces found in the frame at `step` (not detected whole) around
+# where the tracks alive there are expected (their last motion carried on), else around their last
+# boxes (a walker who stops): per track one box in each array
+Follow = Callable[[int, np.ndarray, np.ndarray], Detections]
 
 
 def link_tracks(indices: np.ndarray, detections: list[Detections | None], min_iou: float = 0.2,
@@ -85,8 +86,8 @@ def link_tracks(indices: np.ndarray, detections: list[Detections | None], min_io
     for step, (index, dets) in enumerate(zip(indices, detections)):
         alive = [t for t in tracks if step - last_seen[t.id] <= max_gap]
         if dets is None:
-            expected = [_predict(t, index) for t in alive]
-            dets = follow(step, np.stack(expected)) if expected and follow else Detections.empty()
+            expected, last = [_predict(t, index) for t in alive], [t.boxes[-1] for t in alive]
+            dets = follow(step, np.stack(expected), np.stack(last)) if alive and follow else Detections.empty()
         if alive and len(dets.boxes):
             overlap = np.maximum(box_iou(dets.boxes, np.stack([t.boxes[-1] for t in alive])),
                                  box_iou(dets.boxes, np.stack([_predict(t, indices[step]) for t in alive])))
@@ -142,14 +143,30 @@ def select_tracks(tracks: list[Track], frames: int, check: Callable[[Track], str
     return kept, dropped
 
 
+def follow_back(track: Track, indices: np.ndarray, follow: Follow, most: int) -> None:
+    """Prepend to the track the faces `follow` finds on the `most` sampled frames before its first,
+    backwards until one is not found: a face that entered between two frames detected whole is
+    followed back to where it entered (not past the frame before, where the whole view missed it)."""
+    step = int(np.searchsorted(indices, track.indices[0]))
+    for step in range(step - 1, max(step - most, 0) - 1, -1):
+        found = follow(step, _predict(track, int(indices[step]))[None], track.boxes[0][None])
+        if not len(found.boxes):
+            return
+        for name, value in (("indices", int(indices[step])), ("boxes", found.boxes[0]),
+                            ("scores", float(found.scores[0])), ("detected", True), ("keypoints", found.keypoints[0])):
+            getattr(track, name).insert(0, value)
+
+
 def _predict(track: Track, index: int) -> np.ndarray:
-    """Where the track's box would be at frame `index` if it kept its last motion between detections."""
-    seen = [i for i, d in enumerate(track.detected) if d][-2:]
+    """Where the track's box would be at frame `index` if it kept its motion between detections
+    (its last two after its end, its first two before its start)."""
+    seen = [i for i, d in enumerate(track.detected) if d]
+    seen = seen[:2] if index < track.indices[0] else seen[-2:]
     if len(seen) < 2:
-        return track.boxes[-1]
-    (a, b), last = seen, track.boxes[seen[-1]]
+        return track.boxes[seen[0]] if seen else track.boxes[-1]
+    a, b = seen
     per_frame = (track.boxes[b] - track.boxes[a]) / max(track.indices[b] - track.indices[a], 1)
-    return last + per_frame * (index - track.indices[b])
+    return track.boxes[b] + per_frame * (index - track.indices[b])
 
 
 def _extend(track: Track, indices: np.ndarray, step: int, box: np.ndarray, score: float, keypoints: np.ndarray,

@@ -113,7 +113,8 @@ def test_two_people_give_two_tracks(detector, sample_dir, tmp_path):
 @pytest.mark.parametrize("name", sorted(SEEN))
 def test_detecting_every_fourth_frame_follows_the_face_between(detector, sample_dir, sample_faces, name):
     """Whole frames detected on every 4th sampled frame, the face found again around its box on the
-    others: the same track, found (not interpolated) on 30 of 32 frames or more, for under half the work."""
+    others: the same track, found (not interpolated) on 30 of 32 frames or more, for at most 60% of the
+    windows that detecting every frame whole takes (the tiles alone; its second looks come on top)."""
     video = read_video(sample_dir / name, 32)
     every = sample_faces[name].tracks[0]
     before = detector.windows_run
@@ -124,7 +125,7 @@ def test_detecting_every_fourth_frame_follows_the_face_between(detector, sample_
     assert sum(sparse.detected) >= 30
     err = np.abs(np.stack(sparse.boxes) - np.stack(every.boxes)).max()
     assert err < 0.25 * SEEN[name][2]
-    assert work < 0.5 * len(video.indices) * len(windows(*video.frames.shape[1:3]))
+    assert work <= 0.6 * len(video.indices) * len(windows(*video.frames.shape[1:3]))
 
 
 def test_blazeface_port_matches_the_reference_output(weights_dir, face_images_dir):
