@@ -19,9 +19,9 @@ CLIP = (0.01, 0.99)  # submitted probabilities are clipped to this: one wrong an
 MATCH_MIN = 10  # predict --match-prior: videos scored by the models before the set is matched to its prior
 DETECTOR = "blazeface"  # the face detector (faces/detector.py)
 # `dfdc predict`, `evaluate` and `faces` detect whole frames on every k-th sampled frame and follow each
-# face between (faces/find.py): 3.1 instead of 6.9 detector windows per frame on ../shared/data/real,
-# the same main track on all of its 127 videos and the 5 DFDC sample videos. `dfdc extract` detects
-# every frame whole: training has no time limit, and its boxes also place the fakes' crops.
+# face between (faces/find.py): on ../shared/data/real and the DFDC sample videos (132), 3.3 instead of
+# 6.9 detector windows per frame, the same main person in every video (benchmarks/detect_every.py).
+# `dfdc extract` detects every frame whole: training has no time limit, and its boxes place the fakes' crops.
 DETECT_EVERY = 4
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)

@@ -23,10 +23,10 @@ from .tracks import (
 )
 from .verify import check_face
 
-# A face found around where a track is expected continues it when the two overlap this much, as
-# link_tracks joins a detection to a track (its min_iou): a walker crossing a 1080p frame moves a
-# quarter of the face's side or more between sampled frames; a neighbour's face in the same window
-# lies beside the expected box, not on it.
+# A face found around where a track is expected continues it when the two overlap this much: a
+# walker crossing a 1080p frame moves a quarter of the face's side or more between sampled frames
+# (0.5 lost the face between whole frames on FF++ kitchen pans); a neighbour's face in the same
+# window lies beside the expected box, not on it.
 FOLLOW_IOU = 0.3
 
 
