@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import defaults
-from .cliargs import parents
+from .cliargs import count_arg, parents
 from .errors import DfdcError
 from .kaggle.cli import add_kaggle_parser
 
@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cluster: an original and its fakes stay together; part: a folder of the data root does")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
-    p.add_argument("--blends", type=int, default=defaults.SELF_BLENDS,
+    p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
                    help="self-blended fakes made from each REAL training crop or clip per epoch (0: none)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.set_defaults(run=_train)
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame model: fine-tune the backbone's last BLOCKS blocks per fold (0: frozen, logistic head)")
     p.add_argument("--views", type=int, default=defaults.TUNE_VIEWS,
                    help="fine-tuning: cached views per crop (1 clean + augmented)")
-    p.add_argument("--blends", type=int, default=defaults.SELF_BLENDS,
+    p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
                    help="fine-tuning: self-blended fakes cached per crop, shown beside their REAL source (0: none)")
     p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--lr", type=float, help="sequence head or fine-tuning (default: the head's own)")

@@ -40,6 +40,18 @@ def duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def count_arg(text: str) -> int:
+    """A whole number of at least 0 as an argparse type (--blends of train and cv): a bad one is
+    argparse's one-line usage error, worded once for every command."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
 def parents(*names: str) -> list[argparse.ArgumentParser]:
     """The shared flag groups `names` (keys of FLAGS), as parent parsers for add_parser(parents=...)."""
     out = []

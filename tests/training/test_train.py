@@ -135,3 +135,14 @@ def test_predict_feeds_a_sequence_checkpoint_the_clips_it_was_trained_and_valida
         assert len(clips) == validation.windows_per_video[row] == len(clip_windows(len(faces["tracks"][0]["frames"]), 4))
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_a_negative_blends_count_is_one_usage_line_for_train_and_cv(command, tmp_path, capsys):
+    """The same flag, the same check and wording in both commands, before any cache is read or folder made."""
+    with pytest.raises(SystemExit) as stop:
+        main([command, str(tmp_path / "cache"), "--out", str(tmp_path / "run"), "--blends", "-1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("argument --blends: must be at least 0, not -1")
+    assert not (tmp_path / "run").exists()
