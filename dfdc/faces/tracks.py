@@ -85,12 +85,12 @@ def link_tracks(indices: np.ndarray, detections: list[Detections | None], min_io
     last_seen: dict[int, int] = {}
     for step, (index, dets) in enumerate(zip(indices, detections)):
         alive = [t for t in tracks if step - last_seen[t.id] <= max_gap]
+        if alive:
+            last, expected = np.stack([t.boxes[-1] for t in alive]), np.stack([_predict(t, index) for t in alive])
         if dets is None:
-            expected, last = [_predict(t, index) for t in alive], [t.boxes[-1] for t in alive]
-            dets = follow(step, np.stack(expected), np.stack(last)) if alive and follow else Detections.empty()
+            dets = follow(step, expected, last) if alive and follow else Detections.empty()
         if alive and len(dets.boxes):
-            overlap = np.maximum(box_iou(dets.boxes, np.stack([t.boxes[-1] for t in alive])),
-                                 box_iou(dets.boxes, np.stack([_predict(t, indices[step]) for t in alive])))
+            overlap = np.maximum(box_iou(dets.boxes, last), box_iou(dets.boxes, expected))
         else:
             overlap = np.zeros((len(dets.boxes), len(alive)))
         taken_d, taken_t = set(), set()
@@ -147,8 +147,8 @@ def follow_back(track: Track, indices: np.ndarray, follow: Follow, most: int) ->
     """Prepend to the track the faces `follow` finds on the `most` sampled frames before its first,
     backwards until one is not found: a face that entered between two frames detected whole is
     followed back to where it entered (not past the frame before, where the whole view missed it)."""
-    step = int(np.searchsorted(indices, track.indices[0]))
-    for step in range(step - 1, max(step - most, 0) - 1, -1):
+    first = int(np.searchsorted(indices, track.indices[0]))
+    for step in range(first - 1, max(first - most, 0) - 1, -1):
         found = follow(step, _predict(track, int(indices[step]))[None], track.boxes[0][None])
         if not len(found.boxes):
             return
