@@ -83,3 +83,47 @@ def test_truncated_video_is_an_error_or_a_shorter_read(sample_dir, tmp_path):
     with pytest.raises(DfdcError) as e:
         read_video(cut)
     assert str(cut) in str(e.value)
+
+
+def _stream_that_shrinks(path, tmp_path):
+    """One MPEG-TS stream of 30 dark 320x240 frames, then 30 light 160x128 ones (a broadcast
+    recording that changes resolution), remuxed from two encodes with continuous timestamps."""
+    import av
+
+    from dfdc.video.write import video_codec
+
+    parts = []
+    for k, (w, h, shade) in enumerate([(320, 240, 60), (160, 128, 180)]):
+        parts.append(av.open(str(tmp_path / f"part{k}.ts"), "w", format="mpegts"))
+        s = parts[-1].add_stream(video_codec(), rate=30)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for _ in range(30):
+            parts[-1].mux(s.encode(av.VideoFrame.from_ndarray(np.full((h, w, 3), shade, np.uint8), format="rgb24")))
+        parts[-1].mux(s.encode())
+        parts[-1].close()
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream, shift = None, 0
+        for k in range(2):
+            with av.open(str(tmp_path / f"part{k}.ts")) as part:
+                source = part.streams.video[0]
+                stream = stream or out.add_stream_from_template(source)
+                last = 0
+                for packet in part.demux(source):
+                    if packet.dts is None:
+                        continue
+                    packet.pts += shift
+                    packet.dts += shift
+                    last = max(last, packet.pts)
+                    packet.stream = stream
+                    out.mux(packet)
+                shift = last + round(1 / (30 * source.time_base))
+    return path
+
+
+def test_a_stream_that_changes_resolution_is_read_at_its_first_size(tmp_path):
+    video = read_video(_stream_that_shrinks(tmp_path / "shrinks.ts", tmp_path), 8)
+    assert video.frames.shape == (8, 240, 320, 3) and not video.partial
+    later = video.indices >= 30  # the 160x128 half, resized to the first half's size
+    assert later.sum() >= 3 and (~later).sum() >= 3
+    assert np.all(np.abs(video.frames[later].astype(int) - 180).max(axis=(1, 2, 3)) < 12)
+    assert np.all(np.abs(video.frames[~later].astype(int) - 60).max(axis=(1, 2, 3)) < 12)
