@@ -20,6 +20,7 @@ from ..device import inference_dtype
 from ..errors import DfdcError
 from ..models.checkpoint import CheckpointConfig, load_checkpoint
 from ..models.clips import clip_windows
+from ..models.fold import fold_batchnorm
 from ..scores.calibration import Calibrator
 from .start import checkpoint_files
 
@@ -45,7 +46,7 @@ class Member:
 def load_members(paths: list[Path], weights: list[float] | None, device: torch.device,
                  matched: bool = False) -> list[Member]:
     """The ensemble's checkpoints (files, or folders of them) in the device's inference precision,
-    channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name.
+    BatchNorms folded into their convs, channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name.
     `matched`: each calibrates with the map fitted for test-set prior matching, where it has one."""
     paths = checkpoint_files(paths)
     if weights is not None and len(weights) != len(paths):
@@ -54,7 +55,7 @@ def load_members(paths: list[Path], weights: list[float] | None, device: torch.d
     members = []
     for i, path in enumerate(paths):
         model, config = load_checkpoint(path, device)
-        model = model.to(inference_dtype(device))
+        model = fold_batchnorm(model, _probe(model, config, device)).to(inference_dtype(device))
         if device.type != "cuda":
             model = model.to(memory_format=torch.channels_last)
         saved = (matched and config.matched_calibrator) or config.calibrator
@@ -62,6 +63,13 @@ def load_members(paths: list[Path], weights: list[float] | None, device: torch.d
         name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"
         members.append(Member(name, model, config, calibrator, weights[i] if weights else 1.0))
     return members
+
+
+def _probe(model: nn.Module, config: CheckpointConfig, device: torch.device) -> torch.Tensor:
+    """A fixed random float32 batch of the model's input: a clip for a sequence model, else 2 crops."""
+    size = config.input_size
+    shape = (1, config.clip_frames, 3, size, size) if model.kind == "sequence" else (2, 3, size, size)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
 
 
 def _normalise(crops: np.ndarray, member: Member, device: torch.device) -> torch.Tensor:
