@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..defaults import DETECT_EVERY, DETECTOR, PRIOR
-from ..device import pick_device
+from ..device import pick_device, thread_share, torch_threads
 from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
@@ -246,8 +246,9 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     names, prior, todo = start.names, start.prior, list(start.todo)
     try:
         if todo:
-            _score(start, todo, time_limit, frames, batch_size, device, workers, report_dir, aggregation,
-                   ensemble_weights, weights, detect_every, detector)
+            with torch_threads(thread_share(workers)):
+                _score(start, todo, time_limit, frames, batch_size, device, workers, report_dir, aggregation,
+                       ensemble_weights, weights, detect_every, detector)
     except BaseException:
         start.write()
         raise

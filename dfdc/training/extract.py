@@ -42,6 +42,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..atomic import atomic_path
 from ..defaults import CACHE_FRAMES, CROP_MARGIN, CROP_SIZE, DETECTOR, SAMPLING
+from ..device import thread_share
 from ..errors import DfdcError, problem_line
 from ..faces.detector import Detector, create_detector, detector_files
 from ..faces.export import write_faces
@@ -206,7 +207,7 @@ _WORKER: "Extractor | None" = None
 
 def _init_worker(out: Path, settings: Settings, weights: str | Path | None, workers: int) -> None:
     global _WORKER
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    torch.set_num_threads(thread_share(workers))
     _WORKER = Extractor(out, settings, weights)
 
 
