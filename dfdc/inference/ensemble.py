@@ -46,7 +46,8 @@ class Member:
 def load_members(paths: list[Path], weights: list[float] | None, device: torch.device,
                  matched: bool = False) -> list[Member]:
     """The ensemble's checkpoints (files, or folders of them) in the device's inference precision,
-    BatchNorms folded into their convs, channels_last on CPU, eval mode. Each is named by its file, with its folder where two files share a name.
+    BatchNorms folded into their convs, channels_last on CPU, eval mode. Each is named by its file,
+    with its folder where two files share a name.
     `matched`: each calibrates with the map fitted for test-set prior matching, where it has one."""
     paths = checkpoint_files(paths)
     if weights is not None and len(weights) != len(paths):
