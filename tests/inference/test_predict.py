@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from helpers import add_bad_videos, make_clip, write_video
 
 from dfdc.cli import main
@@ -44,8 +45,14 @@ def _read(csv: Path) -> pd.Series:
 def test_ensemble_of_both_families_scores_every_video(videos, checkpoints, tmp_path, weights_dir):
     out = tmp_path / "sub" / "submission.csv"
     report = tmp_path / "report"
-    scores = run_predict(videos, [checkpoints["frame"], checkpoints["sequence"]], out, frames=8,
-                         device="cpu", report_dir=report, weights=weights_dir, ensemble_weights=[2, 1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # predict shares the cores out among its workers for the run, then leaves this be
+    try:
+        scores = run_predict(videos, [checkpoints["frame"], checkpoints["sequence"]], out, frames=8,
+                             device="cpu", report_dir=report, weights=weights_dir, ensemble_weights=[2, 1])
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
     assert check_submission(out, videos) == []
     labels = _read(out)
     assert sorted(labels.index) == sorted(p.name for p in videos.glob("*.mp4"))
