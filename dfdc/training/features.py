@@ -9,6 +9,7 @@ about a minute. The file is named by what shaped it, so a changed setting recomp
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -21,10 +22,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from . import augment as augment_code
+from . import blend, dataset
 from .augment import ClipAugment
 from .dataset import FrameDataset
 
 log = logging.getLogger("dfdc")
+# The code that reads the crops and draws each view (its ranges live in the code, not in the key's
+# settings): features drawn by an earlier version of it are computed again, not reused.
+DRAWING_CODE = (dataset, augment_code, blend)
 
 
 def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path, index: pd.DataFrame,
@@ -49,8 +55,10 @@ def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path,
 
 
 def cached_features(folder: Path, key: dict, compute) -> np.ndarray:
-    """The features stored under `folder` for `key` (a JSON-able dict of what shaped them), or
-    compute() them and store them atomically."""
+    """The features stored under `folder` for `key` (a JSON-able dict of what shaped them) and the
+    source of DRAWING_CODE, or compute() them and store them atomically."""
+    code = "".join(inspect.getsource(module) for module in DRAWING_CODE)
+    key = {**key, "code": hashlib.sha256(code.encode()).hexdigest()[:16]}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = folder / f"features-{digest}.npy"
     if path.is_file():

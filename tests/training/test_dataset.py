@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+import dfdc.training.features as features
 from dfdc.errors import DfdcError
 from dfdc.models.clips import clip_windows
 from dfdc.training.augment import ClipAugment, denormalise
@@ -151,3 +154,21 @@ def test_show_batch_draws_a_grid(cache, tmp_path):
     path = show_batch(cache, tmp_path / "batch.png", n=4, frames=5, size=48)
     image = cv2.imread(str(path))
     assert image is not None and image.shape[1] == 5 * 48 and image.shape[0] > 4 * 48
+
+
+def test_cached_features_are_computed_again_when_the_drawing_code_changes(tmp_path, monkeypatch):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.full((2, 3), len(calls), np.float32)
+
+    key = {"size": 224, "views": 2}
+    first = features.cached_features(tmp_path, key, compute)
+    again = features.cached_features(tmp_path, key, compute)
+    assert len(calls) == 1 and np.array_equal(first, again)  # the same settings and code: read back
+    saved = json.loads(next(tmp_path.glob("features-*.json")).read_text())
+    assert saved["size"] == 224 and len(saved["code"]) == 16
+    monkeypatch.setattr(features, "DRAWING_CODE", features.DRAWING_CODE[:-1])  # as if blend.py had changed
+    changed = features.cached_features(tmp_path, key, compute)
+    assert len(calls) == 2 and changed[0, 0] == 2 and len(list(tmp_path.glob("features-*.npy"))) == 2
