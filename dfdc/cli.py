@@ -135,8 +135,10 @@ def _merge_cache(args: argparse.Namespace) -> int:
 def _show_batch(args: argparse.Namespace) -> int:
     from .training.dataset import show_batch
 
-    path = show_batch(args.cache, args.out, n=args.n, frames=args.frames, size=args.size, seed=args.seed)
-    print(f"show-batch: {args.n} augmented clips -> {path}")
+    path, titles = show_batch(args.cache, args.out, n=args.n, frames=args.frames, size=args.size, seed=args.seed,
+                              blends=args.blends)
+    blended = sum("self-blended" in t for t in titles)
+    print(f"show-batch: {len(titles)} augmented clips ({blended} self-blended fakes of REAL clips) -> {path}")
     return 0
 
 
@@ -287,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=defaults.CLIP_FRAMES)
     p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
+                   help="self-blended fakes made from each REAL clip, as train draws them (0: none)")
     p.set_defaults(run=_show_batch)
 
     p = sub.add_parser("train", help="train a model on a face cache", parents=parents("device", "time_limit"))

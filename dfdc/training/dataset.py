@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from ..defaults import SELF_BLENDS
 from ..errors import DfdcError
 from ..faces.sheet import contact_sheet
 from ..metadata import assign_folds
@@ -202,16 +203,19 @@ class BalancedSampler(Sampler[int]):
 
 
 def show_batch(cache: str | Path, out_png: str | Path, n: int = 8, frames: int = 10, size: int = 224,
-               seed: int = 0, transform: ClipAugment | None = None) -> Path:
+               seed: int = 0, transform: ClipAugment | None = None,
+               blends: int = SELF_BLENDS) -> tuple[Path, list[str]]:
     """A PNG grid of n training clips as the model sees them (augmented), one row per clip, half
-    REAL and half FAKE, so a person can check the augmentations by eye."""
+    REAL and half FAKE, so a person can check the augmentations by eye; with `blends` (as `dfdc
+    train` draws them) some FAKE rows are self-blended fakes of REAL clips. The PNG and each row's title."""
     transform = transform or ClipAugment(size)
     torch.manual_seed(seed)
-    data = ClipDataset(cache, frames=frames, transform=transform)
+    data = ClipDataset(cache, frames=frames, transform=transform, blends=blends)
     picked = list(BalancedSampler(data.labels, seed))[:n]
     rows = []
     for i in picked:
         clip, label = data[i]
-        rows.append((f"{data.index.at[i, 'video']} {'FAKE' if label else 'REAL'}",
-                     denormalise(clip, transform.mean, transform.std)))
-    return contact_sheet(rows, Path(out_png), columns=frames, thumb=min(size, 160))
+        what = "self-blended FAKE" if data.blended[i] else ("FAKE" if label else "REAL")
+        video = data.index.at[data.items[i][0], "video"]
+        rows.append((f"{video} {what}", denormalise(clip, transform.mean, transform.std)))
+    return contact_sheet(rows, Path(out_png), columns=frames, thumb=min(size, 160)), [title for title, _ in rows]

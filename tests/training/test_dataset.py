@@ -151,9 +151,16 @@ def test_augmentation_draws_once_per_clip():
 
 
 def test_show_batch_draws_a_grid(cache, tmp_path):
-    path = show_batch(cache, tmp_path / "batch.png", n=4, frames=5, size=48)
+    path, titles = show_batch(cache, tmp_path / "batch.png", n=8, frames=5, size=48)
     image = cv2.imread(str(path))
-    assert image is not None and image.shape[1] == 5 * 48 and image.shape[0] > 4 * 48
+    assert image is not None and image.shape[1] == 5 * 48 and image.shape[0] > 8 * 48 and len(titles) == 8
+    # half REAL, half FAKE; as `dfdc train` draws them, some FAKE rows are self-blends of REAL videos' clips
+    labels = dict(zip(read_index(cache)["video"], read_index(cache)["label"]))
+    blended = [t.split()[0] for t in titles if t.endswith("self-blended FAKE")]
+    assert sum(t.endswith(" REAL") for t in titles) == 4 and blended
+    assert all(labels[v] == "REAL" for v in blended)
+    _, plain = show_batch(cache, tmp_path / "plain.png", n=8, frames=5, size=48, blends=0)
+    assert not any("self-blended" in t for t in plain)
 
 
 def test_cached_features_are_computed_again_when_the_drawing_code_changes(tmp_path, monkeypatch):
