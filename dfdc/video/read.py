@@ -204,20 +204,20 @@ def _keep(frame, frames: np.ndarray | None, k: int, n: int) -> np.ndarray:
     that changes resolution) is resized to it."""
     import cv2
 
-    rotated = round(frame.rotation / 90) % 2 if frame.rotation else 0
-    h, w = (frame.width, frame.height) if rotated else (frame.height, frame.width)
+    turns = round(frame.rotation / 90) if frame.rotation else 0  # quarter turns to upright
+    h, w = (frame.width, frame.height) if turns % 2 else (frame.height, frame.width)
     if frames is None:
         frames = np.empty((n, h, w, 3), np.uint8)
     out = frames[k]
     if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:  # OpenCV: ~10x swscale
-        if not frame.rotation and (h, w) == out.shape[:2]:
+        if not turns and (h, w) == out.shape[:2]:
             cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420, dst=out)
             return frames
         image = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     else:
         image = frame.to_ndarray(format="rgb24")
-    if frame.rotation:
-        image = np.rot90(image, k=round(frame.rotation / 90))
+    if turns:
+        image = np.rot90(image, k=turns)
     out[:] = image if image.shape[:2] == out.shape[:2] else cv2.resize(image, out.shape[1::-1])
     return frames
 
