@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -136,7 +137,7 @@ class FaceDetector:
 
     def __init__(self, weights: str | Path | None = None, back: bool = False,
                  device: str | torch.device = "cpu", min_score: float | None = None,
-                 max_tile: float = 0.75, batch_size: int = 64) -> None:
+                 max_tile: float = 0.75, batch_size: int = 64, own_thread: bool | None = None) -> None:
         self.model = load_blazeface(weights, back=back, device=device)
         if min_score is not None:
             self.model.min_score = min_score
@@ -145,6 +146,13 @@ class FaceDetector:
         # The back model finds smaller faces in its 256 px: frame the box wider.
         self.look_factor = 2 * LOOK_FACTOR if back else LOOK_FACTOR
         self.windows_run = 0  # network inputs so far (tiles, whole views, second looks): the detector's work
+        # The network in one thread of its own (`own_thread`; default: on CUDA). PyTorch keeps the cuDNN
+        # kernels it chose per thread, so each of predict's worker threads chose them again for every new
+        # batch shape: two workers detecting at once took 15-22 s for two videos against 0.3-0.6 s for one
+        # (H100; `benchmarks/detect_threads.py`). On a CPU the workers' threads detect side by side.
+        if own_thread is None:
+            own_thread = torch.device(device).type == "cuda"
+        self._network = ThreadPoolExecutor(1, "detector") if own_thread else None
 
     def __call__(self, frames: np.ndarray) -> list[Detections]:
         if len(frames) == 0:
@@ -163,8 +171,10 @@ class FaceDetector:
 
     def _detect(self, patches: np.ndarray) -> list[Detections]:
         found: list[Detections] = []
+        detect = self.model.detect
         for start in range(0, len(patches), self.batch_size):
-            found += self.model.detect(torch.from_numpy(patches[start:start + self.batch_size]))
+            batch = torch.from_numpy(patches[start:start + self.batch_size])
+            found += self._network.submit(detect, batch).result() if self._network else detect(batch)
         self.windows_run += len(patches)
         return found
 

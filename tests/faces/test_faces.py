@@ -1,6 +1,7 @@
 """The face engine on real faces: detector, tracks and crops on the DFDC sample videos."""
 
 import itertools
+import threading
 
 import cv2
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 import torch
 from helpers import write_video
 
+from dfdc.defaults import DETECT_EVERY
 from dfdc.faces.detector import FaceDetector, windows
-from dfdc.faces.find import find_faces
+from dfdc.faces.find import find_faces, track_faces
 from dfdc.video.read import read_video
 
 # First-frame face centres and sizes seen by eye on the contact sheets (frame pixels).
@@ -139,3 +141,34 @@ def test_blazeface_port_matches_the_reference_output(weights_dir, face_images_di
     assert len(found.scores) == 1
     np.testing.assert_allclose(found.boxes[0] / 128, [xmin, ymin, xmax, ymax], atol=1e-4)
     assert found.scores[0] == pytest.approx(score, abs=1e-4)
+
+
+def test_a_network_in_its_own_thread_gives_each_caller_its_own_faces(detector, weights_dir, sample_dir):
+    """On CUDA the detector's network runs in one thread of its own while predict's workers call it
+    at once: each worker must get the tracks of its own video, as the network in its own thread gives them."""
+    names = ["abofeumbvv.mp4", "yhffcuhhjy.mp4"]  # a landscape and a portrait video: other frame shapes
+    videos = [read_video(sample_dir / name, 32) for name in names]
+    want = [track_faces(v, detector, DETECT_EVERY) for v in videos]
+    shared = FaceDetector(weights_dir, own_thread=True)
+    ran_in, detect = set(), shared.model.detect
+
+    def recorded(batch):
+        ran_in.add(threading.current_thread().name)
+        return detect(batch)
+
+    shared.model.detect = recorded
+    got = [None, None]
+
+    def work(i):
+        got[i] = track_faces(videos[i], shared, DETECT_EVERY)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(want, got):
+        assert len(a) >= 1 and [t.indices for t in a] == [t.indices for t in b]
+        for ta, tb in zip(a, b):
+            np.testing.assert_array_equal(np.stack(ta.boxes), np.stack(tb.boxes))
+    assert len(ran_in) == 1 and ran_in.pop().startswith("detector")  # one thread ran every network call
