@@ -51,7 +51,8 @@ def main() -> None:
         track_faces(video, detector, DETECT_EVERY)
         alone = time.perf_counter() - start
         together[own] = _two_at_once(video, detector)
-        print(f"network in {'its own thread ' if own else 'callers threads'}: one video alone {alone:.3f} s, "
+        where = "its own thread" if own else "the callers' threads"
+        print(f"network in {where}: one video alone {alone:.3f} s, "
               f"two at once in new threads {together[own]:.3f} s")
     print(f"ratio (two at once, own thread / callers' threads): {together[True] / together[False]:.2f}")
 

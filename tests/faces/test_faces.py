@@ -145,7 +145,8 @@ def test_blazeface_port_matches_the_reference_output(weights_dir, face_images_di
 
 def test_a_network_in_its_own_thread_gives_each_caller_its_own_faces(detector, weights_dir, sample_dir):
     """On CUDA the detector's network runs in one thread of its own while predict's workers call it
-    at once: each worker must get the tracks of its own video, as the network in its own thread gives them."""
+    at once: each worker must get the tracks of its own video, the same as a network run in the caller's
+    thread gives."""
     names = ["abofeumbvv.mp4", "yhffcuhhjy.mp4"]  # a landscape and a portrait video: other frame shapes
     videos = [read_video(sample_dir / name, 32) for name in names]
     want = [track_faces(v, detector, DETECT_EVERY) for v in videos]
