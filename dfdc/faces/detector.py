@@ -149,7 +149,7 @@ class FaceDetector:
         # The network in one thread of its own (`own_thread`; default: on CUDA). PyTorch keeps the cuDNN
         # kernels it chose per thread, so each of predict's worker threads chose them again for every new
         # batch shape: two workers detecting at once took 15-22 s for two videos against 0.3-0.6 s for one
-        # (H100; `benchmarks/detect_threads.py`). On a CPU the workers' threads detect side by side.
+        # (an H100; `benchmarks/detect_threads.py` compares the two). On a CPU the workers detect side by side.
         if own_thread is None:
             own_thread = torch.device(device).type == "cuda"
         self._network = ThreadPoolExecutor(1, "detector") if own_thread else None
