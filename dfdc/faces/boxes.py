@@ -14,6 +14,8 @@ class Detections:
     boxes: np.ndarray  # (n, 4) x0, y0, x1, y1
     scores: np.ndarray  # (n,)
     keypoints: np.ndarray  # (n, 6, 2) eyes, nose, mouth, ears as x, y
+    # (n,) for faces followed (found by a look around a box): the IoU of the found box with that box
+    looked: np.ndarray | None = None
 
     @staticmethod
     def empty() -> "Detections":

@@ -87,15 +87,13 @@ def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Trac
         detections: list[Detections | None] = [None] * len(video.indices)
         for i, d in zip(picked, found):
             detections[i] = d
-        follow_ious: dict[tuple[int, bytes], float] = {}
-        follow = partial(_follow, video, near, follow_ious)
+        follow = partial(_follow, video, near)
         tracks = link_tracks(video.indices, detections, follow=follow)
         for t in tracks:
             follow_back(t, video.indices, follow, step - 1)
-    followed = None if near is None else lambda index, box: follow_ious.get((index, box.tobytes()), 0.0)
     tracks, dropped = select_tracks(
         tracks, len(picked), partial(check_face, frame_of=lambda index: video.frames[where[index]],
-                                     look=getattr(detector, "look", None), whole=whole, followed=followed),
+                                     look=getattr(detector, "look", None), whole=whole),
         whole=whole)
     if near is None and step > 1:
         reach = int(np.diff(video.indices).max(initial=1)) * step
@@ -103,12 +101,11 @@ def track_faces(video: Video, detector: Detector, detect_every: int = 1) -> Trac
     return Tracks([smooth_sizes(t) for t in tracks], dropped)
 
 
-def _follow(video: Video, near, ious: dict[tuple[int, bytes], float], step: int, expected: np.ndarray,
-            last: np.ndarray) -> Detections:
+def _follow(video: Video, near, step: int, expected: np.ndarray, last: np.ndarray) -> Detections:
     """The faces `near` finds in the video's frame `step` around the expected boxes, or else around
     the last ones (where they differ: one look per frame at a track that stands still), that overlap
-    the box looked around by FOLLOW_IOU; each face once (two tracks may find the same). Each found
-    box's IoU is kept in `ious`, by frame index and box, for the face check."""
+    the box looked around by FOLLOW_IOU; each face once (two tracks may find the same), with that
+    IoU as `looked` (the face check counts it as a second look)."""
     frame = video.frames[step]
     found, iou = near([frame] * len(expected), expected)
     missed = np.flatnonzero((iou < FOLLOW_IOU) & (np.diag(box_iou(expected, last)) < 0.5))
@@ -122,8 +119,7 @@ def _follow(video: Video, near, ious: dict[tuple[int, bytes], float], step: int,
     for k in np.flatnonzero(iou >= FOLLOW_IOU):
         if not keep or box_iou(found.boxes[k:k + 1], found.boxes[keep]).max() < 0.5:
             keep.append(int(k))
-            ious[int(video.indices[step]), found.boxes[k].tobytes()] = float(iou[k])
-    return Detections(found.boxes[keep], found.scores[keep], found.keypoints[keep])
+    return Detections(found.boxes[keep], found.scores[keep], found.keypoints[keep], iou[keep].astype(np.float32))
 
 
 def crop_tracks(video: Video, tracks: list[Track], size: int, margin: float) -> list[np.ndarray]:

@@ -25,14 +25,17 @@ class Track:
     detected: list[bool] = field(default_factory=list)
     # the detector's landmarks (eyes, nose, mouth, ears as x, y) where detected, for checks; not saved
     keypoints: list[np.ndarray] = field(default_factory=list, repr=False)
+    # where followed between whole-frame detections, the IoU of the look that found it (else 0); not saved
+    looked: list[float] = field(default_factory=list, repr=False)
 
     def add(self, index: int, box: np.ndarray, score: float, detected: bool = True,
-            keypoints: np.ndarray | None = None) -> None:
+            keypoints: np.ndarray | None = None, looked: float = 0.0) -> None:
         self.indices.append(int(index))
         self.boxes.append(np.asarray(box, np.float32))
         self.scores.append(float(score))
         self.detected.append(detected)
         self.keypoints.append(NO_KEYPOINTS if keypoints is None else np.asarray(keypoints, np.float32))
+        self.looked.append(float(looked))
 
     def found(self, frames: set[int] | None = None) -> list[float]:
         """The scores of its detections (on `frames` only, if given: e.g. the frames detected whole)."""
@@ -99,11 +102,11 @@ def link_tracks(indices: np.ndarray, detections: list[Detections | None], min_io
                 continue
             taken_d.add(d)
             taken_t.add(t)
-            _extend(alive[t], indices, step, dets.boxes[d], dets.scores[d], dets.keypoints[d], last_seen)
+            _extend(alive[t], indices, step, dets, d, last_seen)
         for d in range(len(dets.boxes)):
             if d not in taken_d:
                 track = Track(len(tracks))
-                track.add(index, dets.boxes[d], dets.scores[d], keypoints=dets.keypoints[d])
+                track.add(index, dets.boxes[d], dets.scores[d], keypoints=dets.keypoints[d], looked=_looked(dets, d))
                 tracks.append(track)
                 last_seen[track.id] = step
     return tracks
@@ -153,7 +156,8 @@ def follow_back(track: Track, indices: np.ndarray, follow: Follow, most: int) ->
         if not len(found.boxes):
             return
         for name, value in (("indices", int(indices[step])), ("boxes", found.boxes[0]),
-                            ("scores", float(found.scores[0])), ("detected", True), ("keypoints", found.keypoints[0])):
+                            ("scores", float(found.scores[0])), ("detected", True), ("keypoints", found.keypoints[0]),
+                            ("looked", _looked(found, 0))):
             getattr(track, name).insert(0, value)
 
 
@@ -169,15 +173,20 @@ def _predict(track: Track, index: int) -> np.ndarray:
     return track.boxes[b] + per_frame * (index - track.indices[b])
 
 
-def _extend(track: Track, indices: np.ndarray, step: int, box: np.ndarray, score: float, keypoints: np.ndarray,
+def _extend(track: Track, indices: np.ndarray, step: int, dets: Detections, d: int,
             last_seen: dict[int, int]) -> None:
-    """Append a detection, first filling the skipped frames with interpolated boxes."""
-    prev, base = last_seen[track.id], track.boxes[-1]
+    """Append detection d, first filling the skipped frames with interpolated boxes."""
+    prev, base, box = last_seen[track.id], track.boxes[-1], dets.boxes[d]
     for gap in range(prev + 1, step):
         a = (gap - prev) / (step - prev)
         track.add(indices[gap], (1 - a) * base + a * box, 0.0, detected=False)
-    track.add(indices[step], box, score, keypoints=keypoints)
+    track.add(indices[step], box, dets.scores[d], keypoints=dets.keypoints[d], looked=_looked(dets, d))
     last_seen[track.id] = step
+
+
+def _looked(dets: Detections, d: int) -> float:
+    """The IoU of the look that found detection d (0 where it was detected whole)."""
+    return 0.0 if dets.looked is None else float(dets.looked[d])
 
 
 def densify(track: Track, indices: np.ndarray, reach: int) -> Track:

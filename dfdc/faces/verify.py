@@ -34,15 +34,15 @@ Look = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (frame, boxes) -> IoU p
 
 
 def check_face(track: Track, frame_of: Callable[[int], np.ndarray], look: Look | None = None,
-               whole: set[int] | None = None, followed: Callable[[int, np.ndarray], float] | None = None) -> str | None:
+               whole: set[int] | None = None) -> str | None:
     """None if the track is a face; else why not (for faces.json and the predict report).
 
     frame_of(index) gives the frame at a true frame index; look is the detector's second look
     (None: landmarks only). Detectors without landmarks (all zero) are checked by looks alone.
     whole: the frames detected whole (None: all); only their detections are checked. Between them
-    the track was followed by looks around where it was expected: followed(index, box) is the IoU
-    of the look that found it there, and each such look counts as a second look (found at IoU >=
-    MIN_LOOK_IOU; not found where it was not followed).
+    the track was followed by looks around where it was expected (track.looked: the IoU of the look
+    that found it there), and each such look counts as a second look (found at IoU >= MIN_LOOK_IOU;
+    not found where it was not followed).
     """
     det = [i for i, d in enumerate(track.detected) if d and (whole is None or track.indices[i] in whole)]
     if not det:
@@ -59,8 +59,8 @@ def check_face(track: Track, frame_of: Callable[[int], np.ndarray], look: Look |
         return None
     picks = [det[j] for j in sorted(set(np.linspace(0, len(det) - 1, min(LOOKS, len(det))).round().astype(int)))]
     ious = np.array([look(frame_of(track.indices[i]), track.boxes[i][None])[0] for i in picks])
-    between = [followed(i, b) if d and followed else 0.0
-               for i, b, d in zip(track.indices, track.boxes, track.detected) if whole is not None and i not in whole]
+    between = [track.looked[k] if d and k < len(track.looked) else 0.0
+               for k, (i, d) in enumerate(zip(track.indices, track.detected)) if whole is not None and i not in whole]
     found = int((ious >= MIN_LOOK_IOU).sum()) + sum(v >= MIN_LOOK_IOU for v in between)
     looks = len(picks) + len(between)
     if found < MIN_FOUND * looks:
