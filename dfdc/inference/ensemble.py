@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..device import inference_dtype
+from ..device import fast_layout, inference_dtype
 from ..errors import DfdcError
 from ..models.checkpoint import CheckpointConfig, load_checkpoint
 from ..models.clips import clip_windows
@@ -56,9 +56,7 @@ def load_members(paths: list[Path], weights: list[float] | None, device: torch.d
     members = []
     for i, path in enumerate(paths):
         model, config = load_checkpoint(path, device)
-        model = fold_batchnorm(model, _probe(model, config, device)).to(inference_dtype(device))
-        if device.type != "cuda":
-            model = model.to(memory_format=torch.channels_last)
+        model = fast_layout(fold_batchnorm(model, _probe(model, config, device)).to(inference_dtype(device)), device)
         saved = (matched and config.matched_calibrator) or config.calibrator
         calibrator = Calibrator.from_dict(saved) if saved else None
         name = path.name if names.count(path.name) == 1 else f"{path.parent.name}/{path.name}"

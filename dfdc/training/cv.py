@@ -43,7 +43,7 @@ from ..defaults import (
     TUNE_BLOCKS,
     TUNE_VIEWS,
 )
-from ..device import pick_device
+from ..device import fast_layout, pick_device
 from ..errors import DfdcError
 from ..metadata import assign_folds
 from ..models import create_model
@@ -105,7 +105,8 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     model = head_type.create(cfg)
     base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
                                       frames=int(settings["frames"]), **head_type.config(cfg))
-    model = model.to(device).eval()  # features as predict computes them (BatchNorm statistics, no dropout)
+    # features as predict computes them (BatchNorm statistics, no dropout), in the device's fastest layout
+    model = fast_layout(model.to(device), device).eval()
     features = head_type.features(model, cfg)  # a bad --tune or --views fails here, before anything is written
     out.mkdir(parents=True, exist_ok=True)
     log.info("cv: %s model, %d videos (%d REAL, %d FAKE), %d folds grouped by %s", cfg.model, len(index),
@@ -433,7 +434,8 @@ def _frame_twin(model: torch.nn.Module, cfg: CVConfig) -> torch.nn.Module:
     """A frame model holding `model`'s encoder weights, on its device: what TunedHead tunes."""
     twin = create_model("frame", backbone=cfg.backbone, pretrained=False, pooling="last")
     twin.encoder.load_state_dict(model.encoder.state_dict())
-    return twin.to(next(model.parameters()).device).eval()
+    device = next(model.parameters()).device
+    return fast_layout(twin.to(device), device).eval()
 
 
 # Fine-tuning: epochs, learning rate, crops drawn per FAKE video per epoch, pairs per step (a batch of 2x).

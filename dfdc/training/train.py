@@ -36,7 +36,7 @@ from ..defaults import (
     CROP_SIZE,
     SELF_BLENDS,
 )
-from ..device import pick_device
+from ..device import fast_layout, pick_device
 from ..errors import DfdcError
 from ..models import create_model
 from ..models.checkpoint import CheckpointConfig, save_checkpoint
@@ -202,7 +202,8 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
     margin = float(settings.get("margin", CROP_MARGIN))
 
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False).to(device)
+    model = fast_layout(create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False).to(device),
+                        device)
     # predict samples as many frames as the cache holds per video and, for a sequence model, cuts the
     # same clips of T consecutive samples (models/clips.py): it sees what validation saw
     cached_frames = int(settings.get("frames", CACHE_FRAMES))
