@@ -43,7 +43,7 @@ from ..defaults import (
     TUNE_BLOCKS,
     TUNE_VIEWS,
 )
-from ..device import fast_layout, pick_device
+from ..device import fast_layout, inference_dtype, pick_device
 from ..errors import DfdcError
 from ..metadata import assign_folds
 from ..models import create_model
@@ -117,7 +117,7 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     augment = ClipAugment(cfg.size, tuple(base.mean), tuple(base.std), margin=base.margin)
     key = {"cache": str(cache.resolve()), "videos": index["video"].tolist(), "n_faces": index["n_faces"].tolist(),
            "model": base.model, "kwargs": base.model_kwargs, "size": cfg.size, "tune": cfg.tune, "views": views,
-           "seed": cfg.seed, "augment": asdict(augment)}
+           "seed": cfg.seed, "augment": asdict(augment), "dtype": str(inference_dtype(device))}
     X = cached_features(out, key, lambda: crop_features(
         features, cache, index, [replace(augment, train=False)] + [augment] * (views - 1), device,
         seed=cfg.seed, batch_size=cfg.batch_size))

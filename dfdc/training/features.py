@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..atomic import atomic_path
+from ..device import inference_dtype
 from . import augment as augment_code
 from . import blend, dataset
 from .augment import ClipAugment
@@ -39,15 +40,18 @@ def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path,
     """(crops, views, ...) float32 features of every main-track crop, video by video in index order, one
     view per augment (each drawn from `seed` and its place): e.g. the crop as predict sees it, then
     random training augmentations of it, so a head trained on cached features still sees JPEG, blur,
-    flips and the rest."""
+    flips and the rest. Computed in the precision predict scores in on this device (inference_dtype):
+    what the trained blocks learn from is what they will be given, at twice float32's speed on a
+    CPU with native bfloat16."""
     out = []
     views = len(augments)
+    dtype = inference_dtype(device)
     for view, augment in enumerate(augments):
         torch.manual_seed(seed + view)  # the dataset's generator follows torch's seed
         data = FrameDataset(cache, index, augment)
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
         maps = []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             for x, _ in tqdm(loader, desc=f"features (view {view + 1}/{views})", unit="batch", leave=False):
                 maps.append(features(x.to(device)).float().cpu().numpy())
         out.append(np.concatenate(maps))

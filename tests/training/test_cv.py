@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from dfdc.demo import run_demo
+from dfdc.device import inference_dtype
 from dfdc.errors import DfdcError
 from dfdc.inference.submission import check_submission
 from dfdc.models import create_model
@@ -92,8 +93,11 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
     assert config.aggregation == summary["aggregation"] and config.calibrator is not None
     assert config.matched_calibrator is not None
     x = _crops_as_predict_sees_them(cache, row["video"], config)
+    dtype = inference_dtype(torch.device("cpu"))  # cv computes the frozen features in predict's precision
     with torch.inference_mode():
-        p = torch.sigmoid(model(x)).numpy()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            features = model.features(x)
+        p = torch.sigmoid(model.fc(features.float())).squeeze(1).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
 
     again = run_cv(cache, tmp_path / "again", CVConfig(**TINY))  # features computed anew: the same figures
@@ -142,8 +146,11 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     row = oof.iloc[-1]
     model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
     x = _crops_as_predict_sees_them(cache, row["video"], config)
+    dtype = inference_dtype(torch.device("cpu"))  # cv computes the frozen features in predict's precision
     with torch.inference_mode():
-        p = torch.sigmoid(model(x)).numpy()
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            features = model.features(x)
+        p = torch.sigmoid(model.fc(features.float())).squeeze(1).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
     torch.manual_seed(0)
     start = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").state_dict()
@@ -176,10 +183,23 @@ def test_sequence_head_on_the_tuned_encoder_is_what_its_checkpoint_scores(cache,
     model, config = load_checkpoint(tmp_path / "seq" / "folds" / f"fold_{row['fold']}.pt")
     assert (config.model, config.clip_length) == ("sequence", 4)
     x = _crops_as_predict_sees_them(cache, row["video"], config)
-    clips = torch.stack([x[w] for w in clip_windows(len(x), 4)])  # the windows predict cuts
-    with torch.inference_mode():
-        p = torch.sigmoid(model(clips)).numpy()
-    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
+    windows = clip_windows(len(x), 4)  # the windows predict cuts
+    # cv's path: the checkpoint's encoder as a frame model, its frozen blocks in predict's precision
+    frame = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").eval()
+    frame.encoder.load_state_dict(model.encoder.state_dict())
+    block = len(frame.encoder.blocks) - 2
+
+    @torch.inference_mode()
+    def logits(dtype: torch.dtype) -> np.ndarray:
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+            early = frame.early(x, block)
+        pooled = frame.late_features(early.float(), block)
+        return model.head_forward(torch.stack([pooled[w] for w in windows])).numpy()
+
+    p = 1 / (1 + np.exp(-logits(inference_dtype(torch.device("cpu")))))
+    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
+    with torch.inference_mode():  # the checkpoint's own forward is that path
+        assert model(torch.stack([x[w] for w in windows])).numpy() == pytest.approx(logits(torch.float32), abs=1e-4)
 
 
 def test_tuning_more_blocks_than_the_backbone_has_is_one_clear_error(cache, tmp_path):
