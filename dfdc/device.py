@@ -22,7 +22,7 @@ def pick_device(device: str = "auto") -> torch.device:
 
 def fast_layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model in the memory layout its device runs convolutions fastest in: channels_last on a
-    CPU (oneDNN; Lite0's frozen early blocks 1.7x and a fine-tuning step of its last blocks 1.4x
+    CPU (oneDNN; Lite0's frozen early blocks 1.7x and a fine-tuning step of its last blocks 1.3x
     faster than the default layout here, benchmarks/bench_cv.py), CUDA's default elsewhere."""
     return model if device.type == "cuda" else model.to(memory_format=torch.channels_last)
 
