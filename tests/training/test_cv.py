@@ -141,17 +141,19 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     real_crops = index.loc[(index["status"] == "done") & (index["label"] == "REAL"), "n_faces"].sum()
     assert blended.shape[:2] == (real_crops, 2) and 0 < real_crops < index["n_faces"].sum()
 
-    # The fold checkpoint, run whole on the crops predict would see, gives the fold's held-out score;
-    # the blocks before the tuned ones are the start model's, the tuned ones have moved.
+    # The fold checkpoint on the crops predict would see gives the fold's held-out score: its frozen
+    # blocks in predict's precision (as cv computed them), the tuned ones after in float32; run whole
+    # in float32 it is that path. The blocks before the tuned ones are the start model's, the tuned ones have moved.
     row = oof.iloc[-1]
     model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
     x = _crops_as_predict_sees_them(cache, row["video"], config)
-    dtype = inference_dtype(torch.device("cpu"))  # cv computes the frozen features in predict's precision
+    block, dtype = len(model.encoder.blocks) - tuned["tune"], inference_dtype(torch.device("cpu"))
     with torch.inference_mode():
         with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
-            features = model.features(x)
-        p = torch.sigmoid(model.fc(features.float())).squeeze(1).numpy()
-    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-3)
+            early = model.early(x, block)
+        p = torch.sigmoid(model.late(early.float(), block)).numpy()
+        assert model(x).numpy() == pytest.approx(model.late(model.early(x, block), block).numpy(), abs=1e-4)
+    assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
     torch.manual_seed(0)
     start = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").state_dict()
     tuned_state = model.state_dict()
