@@ -16,17 +16,19 @@ import argparse
 import copy
 import statistics
 import time
+from contextlib import nullcontext
+from typing import ContextManager
 
 import torch
 
-from dfdc.device import fast_layout, inference_dtype, pick_device
+from dfdc.device import fast_layout, inference_dtype, pick_device, scoring_precision
 from dfdc.models import create_model
 
 BATCH, SIZE, TUNED = 32, 224, 2
 
 
-def time_early(model: torch.nn.Module, x: torch.Tensor, block: int, dtype: torch.dtype = torch.float32) -> float:
-    with torch.inference_mode(), torch.autocast(x.device.type, dtype=dtype, enabled=dtype != torch.float32):
+def time_early(model: torch.nn.Module, x: torch.Tensor, block: int, precision: ContextManager) -> float:
+    with torch.inference_mode(), precision:
         model.early(x, block)  # warm-up: oneDNN picks its kernels on the first call
         start = time.perf_counter()
         model.early(x, block)
@@ -62,15 +64,15 @@ def main() -> None:
     x = torch.randn(BATCH, 3, SIZE, SIZE, device=device)
     with torch.inference_mode():
         h = default.early(x, block).clone()
-    dtype = inference_dtype(device)
-    early = {"default layout": (default, torch.float32), "fast_layout": (fast, torch.float32),
-             f"fast_layout, {str(dtype).removeprefix('torch.')}": (fast, dtype)}
+    dtype = str(inference_dtype(device)).removeprefix("torch.")
+    early = {"default layout": (default, nullcontext), "fast_layout": (fast, nullcontext),
+             f"fast_layout, {dtype}": (fast, lambda: scoring_precision(device))}
     times = {name: [] for name in early}
     steps = {"default layout": default, "fast_layout": fast}
     step_times = {name: [] for name in steps}
     for _ in range(args.repeats):
         for name, (model, precision) in early.items():
-            times[name].append(time_early(model, x, block, precision))
+            times[name].append(time_early(model, x, block, precision()))
         for name, model in steps.items():
             tuned = copy.deepcopy(model).train()
             for m in tuned.modules():  # as dfdc cv tunes: BatchNorm statistics kept

@@ -38,6 +38,13 @@ def inference_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def scoring_precision(device: torch.device) -> torch.autocast:
+    """A block computed in inference_dtype(device) without converting the model (autocast; a no-op
+    where that is float32): what `dfdc cv` caches is computed as predict's models will score."""
+    dtype = inference_dtype(device)
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def thread_share(workers: int) -> int:
     """Torch threads for each of `workers` threads or processes that use the CPU at once: the cores
     shared out, at least one. More threads than cores wait on each other: `dfdc predict` (2 workers

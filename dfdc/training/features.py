@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..atomic import atomic_path
-from ..device import inference_dtype
+from ..device import scoring_precision
 from . import augment as augment_code
 from . import blend, dataset
 from .augment import ClipAugment
@@ -45,13 +45,12 @@ def crop_features(features: Callable[[torch.Tensor], torch.Tensor], cache: Path,
     CPU with native bfloat16."""
     out = []
     views = len(augments)
-    dtype = inference_dtype(device)
     for view, augment in enumerate(augments):
         torch.manual_seed(seed + view)  # the dataset's generator follows torch's seed
         data = FrameDataset(cache, index, augment)
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=0)
         maps = []
-        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with torch.inference_mode(), scoring_precision(device):
             for x, _ in tqdm(loader, desc=f"features (view {view + 1}/{views})", unit="batch", leave=False):
                 maps.append(features(x.to(device)).float().cpu().numpy())
         out.append(np.concatenate(maps))

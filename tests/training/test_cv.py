@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from dfdc.demo import run_demo
-from dfdc.device import inference_dtype
+from dfdc.device import scoring_precision
 from dfdc.errors import DfdcError
 from dfdc.inference.submission import check_submission
 from dfdc.models import create_model
@@ -93,9 +94,8 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
     assert config.aggregation == summary["aggregation"] and config.calibrator is not None
     assert config.matched_calibrator is not None
     x = _crops_as_predict_sees_them(cache, row["video"], config)
-    dtype = inference_dtype(torch.device("cpu"))  # cv computes the frozen features in predict's precision
     with torch.inference_mode():
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        with scoring_precision(torch.device("cpu")):  # cv computes the frozen features in predict's precision
             features = model.features(x)
         p = torch.sigmoid(model.fc(features.float())).squeeze(1).numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
@@ -147,9 +147,9 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     row = oof.iloc[-1]
     model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
     x = _crops_as_predict_sees_them(cache, row["video"], config)
-    block, dtype = len(model.encoder.blocks) - tuned["tune"], inference_dtype(torch.device("cpu"))
+    block = len(model.encoder.blocks) - tuned["tune"]
     with torch.inference_mode():
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        with scoring_precision(torch.device("cpu")):
             early = model.early(x, block)
         p = torch.sigmoid(model.late(early.float(), block)).numpy()
         assert model(x).numpy() == pytest.approx(model.late(model.early(x, block), block).numpy(), abs=1e-4)
@@ -192,16 +192,17 @@ def test_sequence_head_on_the_tuned_encoder_is_what_its_checkpoint_scores(cache,
     block = len(frame.encoder.blocks) - 2
 
     @torch.inference_mode()
-    def logits(dtype: torch.dtype) -> np.ndarray:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+    def logits(precision: contextlib.AbstractContextManager) -> np.ndarray:
+        with precision:
             early = frame.early(x, block)
         pooled = frame.late_features(early.float(), block)
         return model.head_forward(torch.stack([pooled[w] for w in windows])).numpy()
 
-    p = 1 / (1 + np.exp(-logits(inference_dtype(torch.device("cpu")))))
+    p = 1 / (1 + np.exp(-logits(scoring_precision(torch.device("cpu")))))
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
     with torch.inference_mode():  # the checkpoint's own forward is that path
-        assert model(torch.stack([x[w] for w in windows])).numpy() == pytest.approx(logits(torch.float32), abs=1e-4)
+        whole = model(torch.stack([x[w] for w in windows])).numpy()
+    assert whole == pytest.approx(logits(contextlib.nullcontext()), abs=1e-4)
 
 
 def test_tuning_more_blocks_than_the_backbone_has_is_one_clear_error(cache, tmp_path):
