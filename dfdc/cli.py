@@ -163,8 +163,8 @@ def _cv(args: argparse.Namespace) -> int:
 
     cfg = CVConfig(model=args.model, folds=args.folds, by=args.fold_by, backbone=args.backbone,
                    pretrained=args.pretrained, pooling=args.pooling, size=args.size, C=args.C, tune=args.tune,
-                   views=args.views, blends=args.blends, epochs=args.epochs, lr=args.lr, seed=args.seed,
-                   device=args.device, batch_size=args.batch_size)
+                   views=args.views, blends=args.blends, align=args.align, epochs=args.epochs, lr=args.lr,
+                   seed=args.seed, device=args.device, batch_size=args.batch_size)
     s = run_cv(args.cache, args.out, cfg)
     for line in summary_lines(s):
         print(f"cv: {line}")
@@ -338,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning: cached views per crop (1 clean + augmented)")
     p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
                    help="fine-tuning: self-blended fakes cached per crop, shown beside their REAL source (0: none)")
+    p.add_argument("--align", action=argparse.BooleanOptionalAction, default=defaults.ALIGN,
+                   help="fine-tuned frame model: standardise each track's maps before the tuned blocks by its own "
+                        "statistics")
     p.add_argument("--epochs", type=int, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--lr", type=float, help="sequence head or fine-tuning (default: the head's own)")
     p.add_argument("--C", type=float, default=0.003, help="inverse L2 strength of the logistic head")

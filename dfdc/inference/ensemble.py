@@ -87,20 +87,26 @@ def score_tracks(member: Member, tracks: list[list[np.ndarray]], batch_size: int
                  device: torch.device) -> list[list[np.ndarray]]:
     """Per video, per track: the member's P(FAKE) per crop (frame model) or per clip (sequence).
 
-    Crops of all the videos passed in are batched together, so a GPU sees full batches.
+    Crops of all the videos passed in are batched together, so a GPU sees full batches; a model that
+    aligns each track by its own statistics (models/align.py) gets one whole track per batch.
     """
+    aligned = getattr(member.model, "align", None) is not None
     if member.kind == "sequence":
         length = member.config.clip_frames
         units = [crops[w] for video in tracks for crops in video for w in clip_windows(len(crops), length)]
         counts = [[len(clip_windows(len(crops), length)) for crops in video] for video in tracks]
         per_batch = max(1, batch_size // length)
+    elif aligned:  # whole tracks, one per batch
+        units = [crops for video in tracks for crops in video if len(crops)]
+        counts = [[len(crops) for crops in video] for video in tracks]
+        per_batch = 1
     else:
         units = [crop for video in tracks for crops in video for crop in crops]
         counts = [[len(crops) for crops in video] for video in tracks]
         per_batch = batch_size
     probs = []
     for start in range(0, len(units), per_batch):
-        batch = np.stack(units[start:start + per_batch])
+        batch = np.asarray(units[start]) if aligned else np.stack(units[start:start + per_batch])
         if member.kind == "sequence":
             b, t = batch.shape[:2]
             x = _normalise(batch.reshape(b * t, *batch.shape[2:]), member, device)

@@ -4,6 +4,8 @@ Its layout (encoder.*, fc.*) is the 1st-place solution's, so their checkpoints l
 `pooling="multiscale"` also feeds the head the mean and spread of every stage's feature map: a
 blend edge or a resampled texture shows in the early, fine-grained maps more than in the last,
 semantic one (and `dfdc cv` trains that head on frozen features in seconds per fold).
+With `align_block` (pooling "last") the maps before that backbone block are aligned per track
+(align.py), so a batch must be one track's crops.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch.nn as nn
 
 from ..defaults import VIDEO_FRAMES
 from ..errors import DfdcError
+from .align import TrackAlign
 from .backbones import Pretrained, backbone_config, create_backbone, pooled_features
 from .registry import register_model
 
@@ -29,6 +32,7 @@ class FrameModel(nn.Module):
         dropout: float = 0.2,
         drop_path_rate: float = 0.0,
         pooling: str = "last",
+        align_block: int | None = None,
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
@@ -40,6 +44,11 @@ class FrameModel(nn.Module):
             width = self.features(torch.zeros(1, 3, 64, 64)).shape[1] if pooling != "last" else \
                 pooled_features(self.encoder)
         self.fc = nn.Linear(width, 1)
+        self.align_block, self.align = align_block, None
+        if align_block is not None:  # the block's index, counted from the end where negative
+            self.align_block = align_block % len(self._stages().blocks)
+            with torch.no_grad():
+                self.align = TrackAlign(self.early(torch.zeros(1, 3, 64, 64), self.align_block).shape[1])
         # Frames per video scored at inference (the 1st-place solution's 32).
         self.default_config = {**backbone_config(self.encoder), "frames": VIDEO_FRAMES}
 
@@ -52,6 +61,8 @@ class FrameModel(nn.Module):
         return torch.cat([self.encoder.forward_head(final), *stats], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.align is not None:
+            return self.late(self.align(self.early(x, self.align_block)), self.align_block)
         return self.fc(self.dropout(self.features(x))).squeeze(1)
 
     def early(self, x: torch.Tensor, block: int) -> torch.Tensor:
@@ -64,7 +75,7 @@ class FrameModel(nn.Module):
         return h
 
     def late(self, h: torch.Tensor, block: int) -> torch.Tensor:
-        """early(x, block) -> (B,) logits, the same as forward(x) (pooling "last")."""
+        """early(x, block) -> (B,) logits, the same as forward(x) (pooling "last", not aligned)."""
         return self.fc(self.dropout(self.late_features(h, block))).squeeze(1)
 
     def late_features(self, h: torch.Tensor, block: int) -> torch.Tensor:

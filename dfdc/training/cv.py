@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from ..defaults import (
     AGGREGATION,
+    ALIGN,
     CLIP,
     CLIP_FRAMES,
     CROP_MARGIN,
@@ -47,6 +48,7 @@ from ..device import fast_layout, inference_dtype, pick_device
 from ..errors import DfdcError
 from ..metadata import assign_folds
 from ..models import create_model
+from ..models.align import track_stats
 from ..models.checkpoint import CheckpointConfig, save_checkpoint
 from ..models.clips import clip_windows
 from ..scores.aggregation import AGGREGATIONS, video_score
@@ -74,6 +76,7 @@ class CVConfig:
     tune: int = TUNE_BLOCKS  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
     views: int = TUNE_VIEWS  # fine-tuning: cached views per crop (as predict sees it, then augmented draws)
     blends: int = SELF_BLENDS  # fine-tuning: self-blended fakes cached per crop, each shown beside its REAL source
+    align: bool = ALIGN  # fine-tuned frame model: the maps before the tuned blocks aligned per track (models/align.py)
     clip_length: int = CLIP_FRAMES  # sequence head: T
     epochs: int | None = None  # sequence head or fine-tuning (None: the head's own default)
     lr: float | None = None  # sequence head or fine-tuning (None: the head's own default)
@@ -99,6 +102,9 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
             raise DfdcError(f"cannot cross-validate: the training videos of fold {fold} are all "
                             f"{''.join(labels) or 'missing'} (grouped by {cfg.by}); use fewer --folds or another --fold-by",
                             cache)
+    if cfg.align and not (cfg.tune and cfg.model == "frame"):
+        log.info("cv: per-track alignment is for the fine-tuned frame model (--tune > 0); not used")
+        cfg = replace(cfg, align=False)
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
@@ -318,7 +324,8 @@ class TunedHead(Head):
 
     @staticmethod
     def create(cfg: CVConfig) -> torch.nn.Module:
-        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling="last")
+        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling="last",
+                            align_block=-cfg.tune if cfg.align else None)
 
     @staticmethod
     def features(model: torch.nn.Module, cfg: CVConfig) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -338,6 +345,10 @@ class TunedHead(Head):
         fakes = np.flatnonzero(y == 1)
         reals = np.flatnonzero(y == 0) if cfg.blends else np.empty(0, int)  # sources of self-blended fakes
         partner = _partners(videos, y, rng)
+        if net.align is not None:  # each video's maps by its own statistics (the crops as predict sees them)
+            stats = [track_stats(torch.from_numpy(f[:, 0])) for f in feats]
+            net.align.fit(stats)
+            means, stds = (torch.stack(s).to(device) for s in zip(*stats))
         history = []
         for _ in range(cfg.epochs or TUNE_EPOCHS):
             net.train()
@@ -349,15 +360,19 @@ class TunedHead(Head):
             pairs = [pairs[i] for i in rng.permutation(len(pairs))]
             losses = []
             for start in tqdm(range(0, len(pairs), TUNE_PAIRS), desc="fine-tuning", unit="step", leave=False):
-                batch = []
+                batch, of = [], []
                 for v, c in pairs[start:start + TUNE_PAIRS]:
                     views = rng.integers(0, cfg.views, 2)
                     if y[v]:
                         u, d = partner(v, c)
                         batch += [feats[v][c, views[0]], feats[u][d, views[1]]]
+                        of += [v, u]
                     else:  # a self-blended fake of this REAL crop, beside the crop itself
                         batch += [feats[v][c, cfg.views + rng.integers(cfg.blends)], feats[v][c, views[1]]]
+                        of += [v, v]
                 x = torch.from_numpy(np.stack(batch).astype(np.float32)).to(device)
+                if net.align is not None:
+                    x = net.align.apply_stats(x, means[of], stds[of])
                 target = torch.tensor([1.0, 0.0] * (len(batch) // 2), device=device)
                 logits = net.late(x, block)
                 losses.append(_step(optimizer, torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
@@ -366,17 +381,19 @@ class TunedHead(Head):
         return cls(net, history, block)
 
     def scores(self, feats: np.ndarray) -> np.ndarray:
-        """P(FAKE) per crop, on the crops as predict sees them (view 0)."""
+        """P(FAKE) per crop of one video, on its crops as predict sees them (view 0)."""
         with torch.inference_mode():
             return torch.sigmoid(self.net.late(self._view0(feats), self.block)).cpu().numpy()
 
     def pooled(self, feats: np.ndarray) -> np.ndarray:
-        """(crops, F) pooled features of the tuned backbone, on the crops as predict sees them (view 0)."""
+        """(crops, F) pooled features of the tuned backbone, on one video's crops as predict sees them (view 0)."""
         with torch.inference_mode():
             return self.net.late_features(self._view0(feats), self.block).cpu().numpy()
 
     def _view0(self, feats: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(feats[:, 0].astype(np.float32)).to(next(self.net.parameters()).device)
+        """The video's view 0 maps, aligned as one track where the model aligns."""
+        x = torch.from_numpy(feats[:, 0].astype(np.float32)).to(next(self.net.parameters()).device)
+        return x if self.net.align is None else self.net.align(x)
 
     def install(self, model: torch.nn.Module) -> None:
         model.load_state_dict(self.net.state_dict())

@@ -14,6 +14,7 @@ from sklearn.datasets import load_sample_image
 
 from dfdc.errors import DfdcError
 from dfdc.models import create_model, list_models
+from dfdc.models.align import track_stats
 from dfdc.models.backbones import lite0_file, load_backbone
 from dfdc.models.checkpoint import load_checkpoint
 from dfdc.models.convlstm import ConvLSTM
@@ -55,7 +56,8 @@ def test_registry_names_and_recorded_arguments() -> None:
     model = create_model("frame", backbone=TINY, dropout=0.1)
     assert model.model_name == "frame" and model.kind == "frame"
     # every shaping argument with its default filled in; the weights source is not an argument of the shape
-    assert model.model_kwargs == {"backbone": TINY, "dropout": 0.1, "drop_path_rate": 0.0, "pooling": "last"}
+    assert model.model_kwargs == {"backbone": TINY, "dropout": 0.1, "drop_path_rate": 0.0, "pooling": "last",
+                                  "align_block": None}
     spatial = create_model("sequence_spatial", backbone=TINY)
     assert spatial.kind == "sequence"
     assert spatial.model_kwargs["spatial"] is True and spatial.model_kwargs["features"] == 32
@@ -272,3 +274,36 @@ def test_import_selimsef_checkpoint(tmp_path: Path) -> None:
     with pytest.raises(DfdcError, match=r"cut: tensors do not fit the model: 2 missing \['fc.weight'"):
         import_selimsef(tmp_path / "cut", tmp_path / "cut.pt")
     assert not (tmp_path / "cut.pt").exists()
+
+
+def test_track_alignment_puts_each_real_track_at_the_pooled_statistics(face_images_dir: Path) -> None:
+    model = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0", align_block=-2).eval()
+    assert model.align_block == len(model.encoder.blocks) - 2 and model.model_kwargs["align_block"] == -2
+    rng = np.random.default_rng(0)
+    tracks = []
+    for name in ("1face.png", "3faces.png", "4faces.png"):  # three scenes: their maps differ per channel
+        image = np.asarray(Image.open(face_images_dir / name).convert("RGB"))
+        crops = [image_tensor(np.roll(image, tuple(int(s) for s in rng.integers(-10, 10, 2)), (0, 1)), 96)
+                 for _ in range(6)]
+        with torch.inference_mode():
+            tracks.append(model.early(torch.cat(crops), model.align_block))
+    stats = [track_stats(t) for t in tracks]
+    model.align.fit(stats)
+    # the target is the statistics of all three tracks' maps pooled (equal lengths), EPS aside
+    std, mean = torch.std_mean(torch.cat(tracks), dim=(0, 2, 3), correction=0)
+    torch.testing.assert_close(model.align.mean, mean, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(model.align.std, std, atol=3e-3, rtol=1e-2)
+    assert ((stats[0][0] - stats[1][0]).abs() / model.align.std).max() > 0.5  # the scenes' maps really differ
+    with torch.inference_mode():
+        for t in tracks:  # each track alone lands on the target
+            got_std, got_mean = torch.std_mean(model.align(t), dim=(0, 2, 3), correction=0)
+            torch.testing.assert_close(got_mean, model.align.mean, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(got_std, model.align.std, atol=3e-3, rtol=1e-2)
+        # a crop's score depends on its track, not on the order of the track's crops
+        x = torch.cat([image_tensor(np.asarray(Image.open(face_images_dir / n).convert("RGB")), 96)
+                       for n in ("1face.png", "3faces.png", "4faces.png")])
+        order = torch.tensor([2, 0, 1])
+        torch.testing.assert_close(model(x)[order], model(x[order]))
+        assert (model(x)[:2] - model(x[:2])).abs().max() > 1e-3
+    with pytest.raises(DfdcError, match="pooling 'last'"):
+        create_model("frame", backbone="tf_efficientnet_lite0", pooling="multiscale", align_block=-2)

@@ -16,6 +16,7 @@ import torch
 from dfdc.demo import run_demo
 from dfdc.device import scoring_precision
 from dfdc.errors import DfdcError
+from dfdc.inference.ensemble import load_members, score_tracks
 from dfdc.inference.submission import check_submission
 from dfdc.models import create_model
 from dfdc.models.checkpoint import load_checkpoint
@@ -59,11 +60,15 @@ def cache(real_root, weights_dir, tmp_path_factory) -> Path:
     return out
 
 
+def _cached_crops(cache: Path, video: str) -> np.ndarray:
+    """(n, H, W, 3) uint8 RGB: a video's cached main-track crops."""
+    folder = cache / "videos" / Path(video).stem
+    return np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
+
+
 def _crops_as_predict_sees_them(cache: Path, video: str, config) -> torch.Tensor:
     """(n, 3, H, W): a video's cached main-track crops, normalised by the checkpoint's mean and std."""
-    folder = cache / "videos" / Path(video).stem
-    crops = np.stack([cv2.imread(str(p))[..., ::-1] for p in sorted((folder / "crops").glob("t00_*.png"))])
-    x = torch.from_numpy(crops.copy()).permute(0, 3, 1, 2).float() / 255
+    x = torch.from_numpy(_cached_crops(cache, video).copy()).permute(0, 3, 1, 2).float() / 255
     return (x - torch.tensor(config.mean)[:, None, None]) / torch.tensor(config.std)[:, None, None]
 
 
@@ -142,17 +147,24 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     assert blended.shape[:2] == (real_crops, 2) and 0 < real_crops < index["n_faces"].sum()
 
     # The fold checkpoint on the crops predict would see gives the fold's held-out score: its frozen
-    # blocks in predict's precision (as cv computed them), the tuned ones after in float32; run whole
-    # in float32 it is that path. The blocks before the tuned ones are the start model's, the tuned ones have moved.
+    # blocks in predict's precision (as cv computed them), then the video's maps aligned by their own
+    # statistics to the fold's training videos' (held in the checkpoint), then the tuned blocks in float32;
+    # predict's scorer (the whole model in its precision, BatchNorms folded) gives nearly that. The blocks
+    # before the tuned ones are the start model's, the tuned ones have moved.
     row = oof.iloc[-1]
     model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
+    final, _ = load_checkpoint(tmp_path / "tuned" / "model.pt")
     x = _crops_as_predict_sees_them(cache, row["video"], config)
     block = len(model.encoder.blocks) - tuned["tune"]
+    assert model.align_block == block and summary["config"]["align"]
+    assert model.align.std.min() > 0.1 and not torch.allclose(model.align.mean, final.align.mean)
     with torch.inference_mode():
         with scoring_precision(torch.device("cpu")):
             early = model.early(x, block)
-        p = torch.sigmoid(model.late(early.float(), block)).numpy()
-        assert model(x).numpy() == pytest.approx(model.late(model.early(x, block), block).numpy(), abs=1e-4)
+        p = torch.sigmoid(model.late(model.align(early.float()), block)).numpy()
+    member = load_members([tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt"], None, torch.device("cpu"))[0]
+    scored = score_tracks(member, [[_cached_crops(cache, row["video"])]], 4, torch.device("cpu"))[0][0]
+    assert scored == pytest.approx(p, abs=0.02) and np.ptp(p) > 0.02
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
     torch.manual_seed(0)
     start = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").state_dict()
