@@ -147,12 +147,15 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
         train = np.flatnonzero(fold_of != fold)
         head = head_type.fit(model, [feats[v] for v in train], y[train], cfg, index.iloc[train])
         heads.append(head)
-        scored = [head.scores(f) for f in feats]
-        for v in np.flatnonzero(fold_of == fold):
-            unit_probs[v] = scored[v]
-        means = np.clip([p.mean() for p in scored], *CLIP)
-        fit_rows.append({"fold": fold, "train_log_loss": _balanced(y, means, fold_of != fold),
-                         "val_log_loss": _balanced(y, means, fold_of == fold), "history": head.history})
+        held_out = np.flatnonzero(fold_of == fold)
+        for v in held_out:
+            unit_probs[v] = head.scores(feats[v])
+        # how well the fold fits its own training videos (a diagnostic): on a run of each one's crops
+        fitted = [head.scores(_middle(feats[v], FIT_CROPS)).mean() for v in train]
+        held = [unit_probs[v].mean() for v in held_out]
+        fit_rows.append({"fold": fold, "train_log_loss": _balanced(y[train], np.clip(fitted, *CLIP), slice(None)),
+                         "val_log_loss": _balanced(y[held_out], np.clip(held, *CLIP), slice(None)),
+                         "history": head.history})
 
     # the aggregation with the lowest pooled out-of-fold balanced log loss (raw scores)
     by_aggregation = {name: np.array([video_score([p], name) for p in unit_probs]) for name in AGGREGATIONS}
@@ -316,7 +319,10 @@ class TunedHead(Head):
     above its partner, so the model learns what the manipulation changed, not who or where. With
     `blends`, every REAL training video also serves as the source of self-blended fakes (blend.py),
     each shown beside the very crop it was made from: only the blend's seam differs, the one trace
-    face swaps of every method and dataset share.
+    face swaps of every method and dataset share. With `align`, every view of a video's maps is first
+    standardised per channel by that video's own statistics (view 0: its crops as predict sees them)
+    and put at the fold's training videos' pooled mean and SD (models/align.py), as predict does per
+    track: what the camera, light and encoding shift in a whole video is taken out before the tuned blocks.
     """
 
     def __init__(self, net: torch.nn.Module, history: list[float], block: int) -> None:
@@ -429,6 +435,17 @@ class TunedSequenceHead:
     def install(self, model: torch.nn.Module) -> None:
         self.sequence.install(model)
         model.encoder.load_state_dict(self.tuned.net.encoder.state_dict())
+
+
+# Crops of each training video scored for the training-fold figure: a consecutive run (a sequence head's
+# clip), so that figure costs a third of scoring every crop, and the held-out scores are untouched.
+FIT_CROPS = 10
+
+
+def _middle(feats: np.ndarray, n: int) -> np.ndarray:
+    """The n consecutive crops at the middle of a video's (all of them when it has no more)."""
+    start = max(0, (len(feats) - n) // 2)
+    return feats[start:start + n]
 
 
 def _per_video(X: np.ndarray, index: pd.DataFrame) -> list[np.ndarray]:
