@@ -25,9 +25,10 @@ DETECTOR = "blazeface"  # the face detector (faces/detector.py)
 DETECT_EVERY = 4
 TUNE_BLOCKS = 2  # `dfdc cv`: last backbone blocks of the frame model fine-tuned per fold (0: frozen, logistic head)
 TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees it, then augmented draws)
-# `dfdc cv`: the fine-tuned frame model standardises each track's maps before its tuned blocks by the track's own
-# statistics (models/align.py). On ../shared/data/real, seeds 0 and 1: better 50/50 matched log loss and mean fold AUC.
-ALIGN = True
+# `dfdc cv --align`: the fine-tuned frame model standardises each track's maps before its tuned blocks by the track's
+# own statistics (models/align.py). Off: on ../shared/data/real, seeds 0-2, it bettered the 50/50 matched log loss on
+# one seed and lowered the pooled AUC on two (README, "What has been measured").
+ALIGN = False
 SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train
 
 

@@ -133,7 +133,7 @@ def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_
 
 
 def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
-    tuned = dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=2)
+    tuned = dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=2, align=True)
     summary = run_cv(cache, tmp_path / "tuned", CVConfig(**tuned))
     assert all(len(r["history"]) == 2 for r in summary["training"])
     oof = pd.read_csv(tmp_path / "tuned" / "oof.csv")
