@@ -37,14 +37,13 @@ class FrameModel(nn.Module):
         super().__init__()
         if pooling not in POOLINGS:
             raise DfdcError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
-        self.pooling = pooling
+        self.pooling, self.align_block, self.align = pooling, align_block, None
         self.encoder = create_backbone(backbone, pretrained, drop_path_rate=drop_path_rate)
         self.dropout = nn.Dropout(dropout)
         with torch.no_grad():  # the feature width, whatever the backbone's stages
             width = self.features(torch.zeros(1, 3, 64, 64)).shape[1] if pooling != "last" else \
                 pooled_features(self.encoder)
         self.fc = nn.Linear(width, 1)
-        self.align_block, self.align = align_block, None
         if align_block is not None:  # the block's index, counted from the end where negative
             self.align_block = align_block % len(self._stages().blocks)
             with torch.no_grad():
@@ -54,6 +53,8 @@ class FrameModel(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, F): what the linear head sees."""
+        if self.align is not None:
+            return self.late_features(self.align(self.early(x, self.align_block)), self.align_block)
         if self.pooling == "last":
             return self.encoder(x)
         final, maps = self.encoder.forward_intermediates(x)
@@ -61,8 +62,6 @@ class FrameModel(nn.Module):
         return torch.cat([self.encoder.forward_head(final), *stats], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.align is not None:
-            return self.late(self.align(self.early(x, self.align_block)), self.align_block)
         return self.fc(self.dropout(self.features(x))).squeeze(1)
 
     def early(self, x: torch.Tensor, block: int) -> torch.Tensor:
