@@ -307,3 +307,16 @@ def test_track_alignment_puts_each_real_track_at_the_pooled_statistics(face_imag
         assert (model(x)[:2] - model(x[:2])).abs().max() > 1e-3
     with pytest.raises(DfdcError, match="pooling 'last'"):
         create_model("frame", backbone="tf_efficientnet_lite0", pooling="multiscale", align_block=-2)
+
+
+def test_early_then_late_blocks_are_the_whole_forward(face_images_dir: Path) -> None:
+    """dfdc cv trains the late blocks on cached early maps; predict runs the unaligned model whole."""
+    torch.manual_seed(0)
+    model = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0").eval()
+    x = torch.cat([image_tensor(np.asarray(Image.open(face_images_dir / n).convert("RGB")), 128)
+                   for n in ("1face.png", "3faces.png", "4faces.png")])
+    with torch.inference_mode():
+        whole = model(x)
+        assert whole.std() > 1e-3
+        for block in (1, len(model.encoder.blocks) - 2):
+            torch.testing.assert_close(model.late(model.early(x, block), block), whole, atol=1e-4, rtol=1e-4)
