@@ -20,6 +20,16 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def reproducible(device: torch.device) -> None:
+    """Same seed, same weights and figures on CUDA too (CPU kernels already are): cuDNN and cuBLAS
+    pick deterministic kernels, where their defaults sum in a different order from run to run.
+    For the training jobs; process-wide, so called once they know their device."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def fast_layout(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The model in the memory layout its device runs convolutions fastest in: channels_last on a
     CPU (oneDNN; Lite0's frozen early blocks 1.7x and a fine-tuning step of its last blocks 1.3x

@@ -1,4 +1,4 @@
-"""Helpers the tests share: writing small real videos, and the bad inputs every job must survive."""
+"""Helpers the tests share: writing small real videos, the bad inputs every job must survive, the devices."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import pytest
+import torch
 
 from dfdc.video.write import VideoWriter
 
+# The devices a test of a job runs on: the CPU always, CUDA where there is one (skipped elsewhere).
+DEVICES = ("cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")))
 CACHE_SETTINGS = {"frames": 12, "size": 64, "min_faces": 6}  # small and quick; 12 frames hold 10-frame clips
 
 

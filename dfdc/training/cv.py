@@ -44,7 +44,7 @@ from ..defaults import (
     TUNE_BLOCKS,
     TUNE_VIEWS,
 )
-from ..device import fast_layout, inference_dtype, pick_device
+from ..device import fast_layout, inference_dtype, pick_device, reproducible
 from ..errors import DfdcError
 from ..metadata import assign_folds
 from ..models import create_model
@@ -106,6 +106,7 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
         log.info("cv: per-track alignment is for the fine-tuned frame model (--tune > 0); not used")
         cfg = replace(cfg, align=False)
     device = pick_device(cfg.device)
+    reproducible(device)
     torch.manual_seed(cfg.seed)
     head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
     model = head_type.create(cfg)

@@ -36,7 +36,7 @@ from ..defaults import (
     CROP_SIZE,
     SELF_BLENDS,
 )
-from ..device import fast_layout, pick_device
+from ..device import fast_layout, pick_device, reproducible
 from ..errors import DfdcError
 from ..models import create_model
 from ..models.checkpoint import CheckpointConfig, save_checkpoint
@@ -107,6 +107,7 @@ def _device(name: str, rank: int) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count())
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    reproducible(device)
     return device
 
 

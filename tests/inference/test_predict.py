@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import add_bad_videos, make_clip, write_video
+from helpers import DEVICES, add_bad_videos, make_clip, write_video
 
 from dfdc.cli import main
 from dfdc.inference.predict import run_predict
@@ -42,14 +42,15 @@ def _read(csv: Path) -> pd.Series:
     return pd.read_csv(csv).set_index("filename")["label"]
 
 
-def test_ensemble_of_both_families_scores_every_video(videos, checkpoints, tmp_path, weights_dir):
+@pytest.mark.parametrize("device", DEVICES)
+def test_ensemble_of_both_families_scores_every_video(videos, checkpoints, tmp_path, weights_dir, device):
     out = tmp_path / "sub" / "submission.csv"
     report = tmp_path / "report"
     before = torch.get_num_threads()
     torch.set_num_threads(3)  # predict shares the cores out among its workers for the run, then leaves this be
     try:
         scores = run_predict(videos, [checkpoints["frame"], checkpoints["sequence"]], out, frames=8,
-                             device="cpu", report_dir=report, weights=weights_dir, ensemble_weights=[2, 1])
+                             device=device, report_dir=report, weights=weights_dir, ensemble_weights=[2, 1])
         assert torch.get_num_threads() == 3
     finally:
         torch.set_num_threads(before)
@@ -65,13 +66,14 @@ def test_ensemble_of_both_families_scores_every_video(videos, checkpoints, tmp_p
     assert data["label"] == pytest.approx(np.clip((2 * calibrated[0] + calibrated[1]) / 3, 0.01, 0.99))
 
 
+@pytest.mark.parametrize("device", DEVICES)
 def test_bad_videos_get_the_prior_and_the_rest_a_score(videos, checkpoints, tmp_path, weights_dir, caplog,
-                                                      sample_dir):
+                                                      sample_dir, device):
     bad = add_bad_videos(videos, sample_dir) + ["single.mp4"]
     single = read_video(videos / "anndvqgoko.mp4", 1).frames  # one real face: still not a video
     write_video(videos / "single.mp4", [single[0][::2, ::2]])
     out = tmp_path / "submission.csv"
-    run_predict(videos, [checkpoints["frame"]], out, frames=8, device="cpu", weights=weights_dir, prior=0.5)
+    run_predict(videos, [checkpoints["frame"]], out, frames=8, device=device, weights=weights_dir, prior=0.5)
     labels = _read(out)
     assert check_submission(out, videos) == []
     assert all(labels[b] == 0.5 for b in bad)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import DEVICES
 
 from dfdc.demo import run_demo
 from dfdc.device import scoring_precision
@@ -72,8 +73,9 @@ def _crops_as_predict_sees_them(cache: Path, video: str, config) -> torch.Tensor
     return (x - torch.tensor(config.mean)[:, None, None]) / torch.tensor(config.std)[:, None, None]
 
 
-def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tmp_path):
-    summary = run_cv(cache, tmp_path / "cv", CVConfig(**TINY))
+@pytest.mark.parametrize("device", DEVICES)
+def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tmp_path, device):
+    summary = run_cv(cache, tmp_path / "cv", CVConfig(**dict(TINY, device=device)))
     oof = pd.read_csv(tmp_path / "cv" / "oof.csv")
     assert len(oof) == 25 and oof["video"].is_unique
     assert summary["folds_k"] == 3 and oof.groupby("folder")["fold"].nunique().eq(1).all()  # a folder is a fold
@@ -95,17 +97,18 @@ def test_out_of_fold_scores_come_from_models_that_never_saw_the_folder(cache, tm
 
     # The fold checkpoint scores its held-out video's cached crops exactly as the fold's head did.
     row = oof.iloc[0]
-    model, config = load_checkpoint(tmp_path / "cv" / "folds" / f"fold_{row['fold']}.pt")
+    model, config = load_checkpoint(tmp_path / "cv" / "folds" / f"fold_{row['fold']}.pt", device=device)
     assert config.aggregation == summary["aggregation"] and config.calibrator is not None
     assert config.matched_calibrator is not None
-    x = _crops_as_predict_sees_them(cache, row["video"], config)
+    x = _crops_as_predict_sees_them(cache, row["video"], config).to(device)
     with torch.inference_mode():
-        with scoring_precision(torch.device("cpu")):  # cv computes the frozen features in predict's precision
+        with scoring_precision(torch.device(device)):  # cv computes the frozen features in predict's precision
             features = model.features(x)
-        p = torch.sigmoid(model.fc(features.float())).squeeze(1).numpy()
+        p = torch.sigmoid(model.fc(features.float())).squeeze(1).cpu().numpy()
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
 
-    again = run_cv(cache, tmp_path / "again", CVConfig(**TINY))  # features computed anew: the same figures
+    # features computed anew: the same figures (on CUDA too, whose default kernels sum in varying order)
+    again = run_cv(cache, tmp_path / "again", CVConfig(**dict(TINY, device=device)))
     assert pd.read_csv(tmp_path / "again" / "oof.csv").equals(oof)
     assert again["pooled"] == summary["pooled"]
 
@@ -132,8 +135,9 @@ def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_
     assert (tmp_path / "demo" / "cv" / "roc.png").is_file()
 
 
-def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
-    tuned = dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=2, align=True)
+@pytest.mark.parametrize("device", DEVICES)
+def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path, device):
+    tuned = dict(TINY, backbone="tf_efficientnet_lite0", tune=2, views=2, epochs=2, align=True, device=device)
     summary = run_cv(cache, tmp_path / "tuned", CVConfig(**tuned))
     assert all(len(r["history"]) == 2 for r in summary["training"])
     oof = pd.read_csv(tmp_path / "tuned" / "oof.csv")
@@ -152,23 +156,23 @@ def test_fine_tuned_tail_is_what_the_fold_checkpoint_scores(cache, tmp_path):
     # predict's scorer (the whole model in its precision, BatchNorms folded) gives nearly that. The blocks
     # before the tuned ones are the start model's, the tuned ones have moved.
     row = oof.iloc[-1]
-    model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt")
-    final, _ = load_checkpoint(tmp_path / "tuned" / "model.pt")
-    x = _crops_as_predict_sees_them(cache, row["video"], config)
+    model, config = load_checkpoint(tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt", device=device)
+    final, _ = load_checkpoint(tmp_path / "tuned" / "model.pt", device=device)
+    x = _crops_as_predict_sees_them(cache, row["video"], config).to(device)
     block = len(model.encoder.blocks) - tuned["tune"]
     assert model.align_block == block and summary["config"]["align"]
     assert model.align.std.min() > 0.1 and not torch.allclose(model.align.mean, final.align.mean)
     with torch.inference_mode():
-        with scoring_precision(torch.device("cpu")):
+        with scoring_precision(torch.device(device)):
             early = model.early(x, block)
-        p = torch.sigmoid(model.late(model.align(early.float()), block)).numpy()
-    member = load_members([tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt"], None, torch.device("cpu"))[0]
-    scored = score_tracks(member, [[_cached_crops(cache, row["video"])]], 4, torch.device("cpu"))[0][0]
+        p = torch.sigmoid(model.late(model.align(early.float()), block)).cpu().numpy()
+    member = load_members([tmp_path / "tuned" / "folds" / f"fold_{row['fold']}.pt"], None, torch.device(device))[0]
+    scored = score_tracks(member, [[_cached_crops(cache, row["video"])]], 4, torch.device(device))[0][0]
     assert scored == pytest.approx(p, abs=0.02) and np.ptp(p) > 0.02
     assert np.clip(video_score([p], config.aggregation), 0.01, 0.99) == pytest.approx(row["p_raw"], abs=1e-4)
     torch.manual_seed(0)
     start = create_model("frame", backbone="tf_efficientnet_lite0", pretrained=False, pooling="last").state_dict()
-    tuned_state = model.state_dict()
+    tuned_state = {k: v.cpu() for k, v in model.state_dict().items()}
     assert torch.equal(tuned_state["encoder.blocks.4.0.conv_pw.weight"], start["encoder.blocks.4.0.conv_pw.weight"])
     assert not torch.equal(tuned_state["encoder.blocks.5.0.conv_pw.weight"], start["encoder.blocks.5.0.conv_pw.weight"])
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from helpers import DEVICES
 
 from dfdc.cli import main
 from dfdc.inference.evaluate import evaluate
@@ -33,8 +34,9 @@ def _weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)["model"]
 
 
-def test_training_writes_curves_checkpoints_and_a_loadable_model(cache, tmp_path):
-    result = train(cache, tmp_path / "run", TrainConfig(epochs=2, **TINY))
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_writes_curves_checkpoints_and_a_loadable_model(cache, tmp_path, device):
+    result = train(cache, tmp_path / "run", TrainConfig(epochs=2, device=device, **TINY))
     assert result["epochs_done"] == 2 and result["stopped"] is None
     metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert list(metrics["epoch"]) == [0, 1]
@@ -46,13 +48,14 @@ def test_training_writes_curves_checkpoints_and_a_loadable_model(cache, tmp_path
         metrics["val_balanced_log_loss"].min())
 
 
-def test_killed_run_resumes_to_the_same_weights(cache, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_killed_run_resumes_to_the_same_weights(cache, tmp_path, device):
     whole = tmp_path / "whole"
-    train(cache, whole, TrainConfig(epochs=3, seed=7, **TINY))
+    train(cache, whole, TrainConfig(epochs=3, seed=7, device=device, **TINY))
     cut = tmp_path / "cut"
     args = [sys.executable, "-m", "dfdc.cli", "train", str(cache), "--out", str(cut), "--epochs", "3",
             "--seed", "7", "--model", "frame", "--backbone", "mobilenetv3_small_050", "--size", "64",
-            "--batch-size", "16", "--lr", "1e-3", "--workers", "0", "--device", "cpu", "--folds", "3"]
+            "--batch-size", "16", "--lr", "1e-3", "--workers", "0", "--device", device, "--folds", "3"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
@@ -110,17 +113,19 @@ def test_calibrate_and_evaluate(cache, tmp_path, sample_dir, weights_dir):
     assert json.loads((tmp_path / "eval" / "scores.json").read_text())["raw"]["n"] == 5
 
 
-def test_predict_feeds_a_sequence_checkpoint_the_clips_it_was_trained_and_validated_on(built, tmp_path, weights_dir):
+@pytest.mark.parametrize("device", DEVICES)
+def test_predict_feeds_a_sequence_checkpoint_the_clips_it_was_trained_and_validated_on(built, tmp_path, weights_dir,
+                                                                                        device):
     """One clip definition (models/clips.py): the checkpoint records the cache's frames per video (12)
     and T (4); predict samples the same 12 frames of a video as the cache did and scores the same
     windows of 4 consecutive samples that validation scored."""
     cache = built / "cache"
-    cfg = TrainConfig(**{**TINY, "model": "sequence", "frames": 4, "size": 48, "epochs": 1})
+    cfg = TrainConfig(**{**TINY, "model": "sequence", "frames": 4, "size": 48, "epochs": 1, "device": device})
     train(cache, tmp_path / "run", cfg)
     _, config = load_checkpoint(tmp_path / "run" / "best.pt")
     assert (config.frames, config.clip_length) == (12, 4)
     report = tmp_path / "report"
-    run_predict(built / "sample", [tmp_path / "run" / "best.pt"], tmp_path / "s.csv", device="cpu",
+    run_predict(built / "sample", [tmp_path / "run" / "best.pt"], tmp_path / "s.csv", device=device,
                 report_dir=report, weights=weights_dir)
     index = read_index(cache)
     validation = ClipDataset(cache, index, frames=4, random_start=False)
