@@ -137,7 +137,8 @@ class FaceDetector:
 
     def __init__(self, weights: str | Path | None = None, back: bool = False,
                  device: str | torch.device = "cpu", min_score: float | None = None,
-                 max_tile: float = 0.75, batch_size: int = 64, own_thread: bool | None = None) -> None:
+                 max_tile: float = 0.75, batch_size: int = 64, own_thread: bool | None = None,
+                 one_shape: bool | None = None) -> None:
         self.model = load_blazeface(weights, back=back, device=device)
         if min_score is not None:
             self.model.min_score = min_score
@@ -153,6 +154,12 @@ class FaceDetector:
         if own_thread is None:
             own_thread = torch.device(device).type == "cuda"
         self._network = ThreadPoolExecutor(1, "detector") if own_thread else None
+        # Every batch padded to batch_size (`one_shape`; default: on CUDA), the padding's detections
+        # dropped. cuDNN plans its kernels for each new input shape, and BlazeFace's batches come in
+        # every size from 1 (a look around one face) to 64 (tiles), each planned anew: the first video
+        # of a predict run took 11 s on an H200, and bench_predict.py --device cuda went from 1.42-1.51
+        # to 0.94-0.96 s per video with one shape. On a CPU the padding would be work for nothing.
+        self.one_shape = torch.device(device).type == "cuda" if one_shape is None else one_shape
 
     def __call__(self, frames: np.ndarray) -> list[Detections]:
         if len(frames) == 0:
@@ -173,8 +180,12 @@ class FaceDetector:
         found: list[Detections] = []
         detect = self.model.detect
         for start in range(0, len(patches), self.batch_size):
-            batch = torch.from_numpy(patches[start:start + self.batch_size])
-            found += self._network.submit(detect, batch).result() if self._network else detect(batch)
+            batch = patches[start:start + self.batch_size]
+            n = len(batch)
+            if self.one_shape and n < self.batch_size:
+                batch = np.concatenate([batch, np.zeros((self.batch_size - n, *batch.shape[1:]), batch.dtype)])
+            batch = torch.from_numpy(batch)
+            found += (self._network.submit(detect, batch).result() if self._network else detect(batch))[:n]
         self.windows_run += len(patches)
         return found
 

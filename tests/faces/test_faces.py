@@ -173,3 +173,25 @@ def test_a_network_in_its_own_thread_gives_each_caller_its_own_faces(detector, w
         for ta, tb in zip(a, b):
             np.testing.assert_array_equal(np.stack(ta.boxes), np.stack(tb.boxes))
     assert len(ran_in) == 1 and ran_in.pop().startswith("detector")  # one thread ran every network call
+
+
+def test_batches_padded_to_one_shape_find_the_same_faces(detector, weights_dir, sample_dir):
+    """On CUDA every network batch is padded to one shape (cuDNN plans its kernels per shape): the
+    padding's detections are dropped, so the tracks, and the work counted, are the unpadded batches'."""
+    video = read_video(sample_dir / "yhffcuhhjy.mp4", 32)  # the portrait video: tiles, looks and follows
+    before = detector.windows_run
+    want = track_faces(video, detector, DETECT_EVERY)
+    padded = FaceDetector(weights_dir, one_shape=True)
+    shapes, detect = set(), padded.model.detect
+
+    def recorded(batch):
+        shapes.add(tuple(batch.shape))
+        return detect(batch)
+
+    padded.model.detect = recorded
+    got = track_faces(video, padded, DETECT_EVERY)
+    assert shapes == {(padded.batch_size, 128, 128, 3)}
+    assert padded.windows_run == detector.windows_run - before
+    assert len(want) >= 1 and [t.indices for t in want] == [t.indices for t in got]
+    for a, b in zip(want, got):
+        np.testing.assert_allclose(np.stack(a.boxes), np.stack(b.boxes), atol=1e-3)
