@@ -328,7 +328,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="part: a folder of the data root is never split; cluster: an original and its fakes")
     p.add_argument("--backbone", default="tf_efficientnet_lite0", help="a timm model name")
     p.add_argument("--pretrained", default="lite0", help='"lite0" or a state dict file for the backbone')
-    p.add_argument("--pooling", default="multiscale", help="logistic head: last or multiscale, what it sees")
+    p.add_argument("--pooling", choices=["last", "contrast", "multiscale"],
+                   help="what the head sees of the last map: its average (last), the face box's mean less the ring's "
+                        "(contrast), or every stage's mean and spread (multiscale, frozen only); default "
+                        f"{defaults.POOLING} fine-tuned, multiscale frozen")
     p.add_argument("--size", type=int, default=defaults.CROP_SIZE)
     p.add_argument("--model", choices=["frame", "sequence"], default="frame",
                    help="frame (a per-crop model) or sequence (the original design's ConvLSTM over clips)")

@@ -39,6 +39,7 @@ from ..defaults import (
     CLIP,
     CLIP_FRAMES,
     CROP_MARGIN,
+    POOLING,
     PRIOR,
     SELF_BLENDS,
     TUNE_BLOCKS,
@@ -70,7 +71,7 @@ class CVConfig:
     by: str = "part"  # "part": a folder of the data root; "cluster": an original and its fakes
     backbone: str = "tf_efficientnet_lite0"
     pretrained: str | None = "lite0"
-    pooling: str = "multiscale"  # frame model: what the head sees
+    pooling: str | None = None  # frame model: what the head sees (None: POOLING fine-tuned, multiscale frozen)
     size: int = 224
     C: float = 0.003  # frame head: inverse L2 strength, on standardised features
     tune: int = TUNE_BLOCKS  # frame model: backbone blocks fine-tuned per fold (0: all frozen, a logistic head)
@@ -105,12 +106,15 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     if cfg.align and not (cfg.tune and cfg.model == "frame"):
         log.info("cv: per-track alignment is for the fine-tuned frame model (--tune > 0); not used")
         cfg = replace(cfg, align=False)
+    if cfg.pooling is None:
+        cfg = replace(cfg, pooling=POOLING if cfg.tune and cfg.model == "frame" else "multiscale")
     device = pick_device(cfg.device)
     reproducible(device)
     torch.manual_seed(cfg.seed)
     head_type = (TUNED_HEADS if cfg.tune else HEADS)[cfg.model]
-    model = head_type.create(cfg)
-    base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=float(settings.get("margin", CROP_MARGIN)),
+    margin = float(settings.get("margin", CROP_MARGIN))
+    model = head_type.create(cfg, margin)
+    base = CheckpointConfig.for_model(model, input_size=cfg.size, margin=margin,
                                       frames=int(settings["frames"]), **head_type.config(cfg))
     # features as predict computes them (BatchNorm statistics, no dropout), in the device's fastest layout
     model = fast_layout(model.to(device), device).eval()
@@ -217,8 +221,9 @@ class FrameHead(Head):
         self.history: list[float] = []  # one closed-form fit: no epochs
 
     @staticmethod
-    def create(cfg: CVConfig) -> torch.nn.Module:
-        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling=cfg.pooling)
+    def create(cfg: CVConfig, margin: float) -> torch.nn.Module:
+        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling=cfg.pooling,
+                            margin=margin)
 
     @classmethod
     def fit(cls, model: torch.nn.Module, feats: list[np.ndarray], y: np.ndarray, cfg: CVConfig,
@@ -252,7 +257,8 @@ class SequenceHead(Head):
         self.net, self.history, self.length = net.eval(), history, length
 
     @staticmethod
-    def create(cfg: CVConfig) -> torch.nn.Module:
+    def create(cfg: CVConfig, margin: float) -> torch.nn.Module:
+        """margin: where the face lies in a crop, which the sequence model, pooling whole maps, does not use."""
         return create_model("sequence", backbone=cfg.backbone, pretrained=cfg.pretrained or False)
 
     @staticmethod
@@ -330,9 +336,9 @@ class TunedHead(Head):
         self.net, self.history, self.block = net.eval(), history, block
 
     @staticmethod
-    def create(cfg: CVConfig) -> torch.nn.Module:
-        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling="last",
-                            align_block=-cfg.tune if cfg.align else None)
+    def create(cfg: CVConfig, margin: float) -> torch.nn.Module:
+        return create_model("frame", backbone=cfg.backbone, pretrained=cfg.pretrained or False, pooling=cfg.pooling,
+                            align_block=-cfg.tune if cfg.align else None, margin=margin)
 
     @staticmethod
     def features(model: torch.nn.Module, cfg: CVConfig) -> Callable[[torch.Tensor], torch.Tensor]:

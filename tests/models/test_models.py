@@ -57,7 +57,7 @@ def test_registry_names_and_recorded_arguments() -> None:
     assert model.model_name == "frame" and model.kind == "frame"
     # every shaping argument with its default filled in; the weights source is not an argument of the shape
     assert model.model_kwargs == {"backbone": TINY, "dropout": 0.1, "drop_path_rate": 0.0, "pooling": "last",
-                                  "align_block": None}
+                                  "align_block": None, "margin": 0.3}
     spatial = create_model("sequence_spatial", backbone=TINY)
     assert spatial.kind == "sequence"
     assert spatial.model_kwargs["spatial"] is True and spatial.model_kwargs["features"] == 32
@@ -71,6 +71,8 @@ def test_registry_names_and_recorded_arguments() -> None:
         ("frame", {"backbone": "no_such_net"}, "unknown timm backbone 'no_such_net'"),
         ("frame", {"backbone": "efficientnet_b0", "pretrained": True}, "no packaged weights"),
         ("frame", {"pretrained": "/nonexistent/w.pth"}, "/nonexistent/w.pth: pretrained weights file not found"),
+        ("frame", {"backbone": TINY, "pooling": "contrast"}, "contrast pooling needs .* EfficientNet-style"),
+        ("frame", {"pooling": "middle"}, "unknown pooling 'middle'"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(name: str, kwargs: dict, says: str) -> None:
@@ -309,10 +311,11 @@ def test_track_alignment_puts_each_real_track_at_the_pooled_statistics(face_imag
         create_model("frame", backbone="tf_efficientnet_lite0", pooling="multiscale", align_block=-2)
 
 
-def test_early_then_late_blocks_are_the_whole_forward(face_images_dir: Path) -> None:
+@pytest.mark.parametrize("pooling", ["last", "contrast"])
+def test_early_then_late_blocks_are_the_whole_forward(face_images_dir: Path, pooling: str) -> None:
     """dfdc cv trains the late blocks on cached early maps; predict runs the unaligned model whole."""
     torch.manual_seed(0)
-    model = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0").eval()
+    model = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0", pooling=pooling).eval()
     x = torch.cat([image_tensor(np.asarray(Image.open(face_images_dir / n).convert("RGB")), 128)
                    for n in ("1face.png", "3faces.png", "4faces.png")])
     with torch.inference_mode():
@@ -320,3 +323,23 @@ def test_early_then_late_blocks_are_the_whole_forward(face_images_dir: Path) -> 
         assert whole.std() > 1e-3
         for block in (1, len(model.encoder.blocks) - 2):
             torch.testing.assert_close(model.late(model.early(x, block), block), whole, atol=1e-4, rtol=1e-4)
+
+
+def test_contrast_pooling_is_the_face_box_less_the_ring_around_it(face_images_dir: Path) -> None:
+    """A crop is its face box widened by the margin (0.3 of the side) on every side, so the box spans
+    the central 1/1.6 of the crop: at 224 px the inner 5x5 cells of Lite0's 7x7 last map, the ring the
+    other 24. Contrast pooling feeds the head the box's mean less the ring's; a wider margin shrinks the
+    box to fewer cells."""
+    x = torch.cat([image_tensor(np.asarray(Image.open(face_images_dir / n).convert("RGB")))
+                   for n in ("1face.png", "3faces.png", "4faces.png")])
+    torch.manual_seed(0)
+    model = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0", pooling="contrast").eval()
+    wide = create_model("frame", backbone="tf_efficientnet_lite0", pretrained="lite0", pooling="contrast", margin=1.0)
+    with torch.inference_mode():
+        m = model.encoder.forward_features(x)
+        assert m.shape[-2:] == (7, 7)
+        for net, box in ((model, slice(1, 6)), (wide.eval(), slice(2, 5))):  # margin 1.0: the central third
+            inner = m[..., box, box]
+            ring = (m.sum((2, 3)) - inner.sum((2, 3))) / (49 - inner.shape[-1] * inner.shape[-2])
+            torch.testing.assert_close(net.features(x), inner.mean((2, 3)) - ring, atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(model.features(x), m.mean((2, 3)), atol=1e-2)  # not the plain average
