@@ -111,9 +111,11 @@ class FrameModel(nn.Module):
 
     def _stages(self) -> nn.Module:
         parts = ("conv_stem", "blocks", "conv_head", "bn2")
-        if self.pooling == "multiscale" or not all(hasattr(self.encoder, a) for a in parts):
-            raise DfdcError("fine-tuning part of the backbone or contrast pooling needs pooling 'last' or 'contrast' "
-                            f"and an EfficientNet-style timm backbone ({', '.join(parts)})")
+        if self.pooling == "multiscale":
+            raise DfdcError("fine-tuning part of the backbone needs pooling 'last' or 'contrast', not 'multiscale'")
+        if not all(hasattr(self.encoder, a) for a in parts):
+            raise DfdcError("fine-tuning part of the backbone and contrast pooling need an EfficientNet-style timm "
+                            f"backbone ({', '.join(parts)})")
         return self.encoder
 
 
