@@ -168,11 +168,12 @@ def run_cv(cache: str | Path, out: str | Path, cfg: CVConfig) -> dict:
     aggregation = min(AGGREGATIONS, key=lambda n: (round(losses[n], 4), n != AGGREGATION))
     raw = np.clip(by_aggregation[aggregation], *CLIP)
 
-    calibrated = np.empty_like(raw)  # each fold calibrated by a map fitted on the other folds alone
+    calibrated = np.empty_like(raw)  # each fold calibrated by a map fitted and chosen on the other folds alone
     for fold in range(k):
         rest = fold_of != fold
-        calibrated[~rest] = fit_calibrator(raw[rest], y[rest], prior=PRIOR, raw_prior=0.5)(raw[~rest])
-    calibrator = fit_calibrator(raw, y, prior=PRIOR, raw_prior=0.5)
+        calibrated[~rest] = fit_calibrator(raw[rest], y[rest], prior=PRIOR, raw_prior=0.5,
+                                           groups=fold_of[rest])(raw[~rest])
+    calibrator = fit_calibrator(raw, y, prior=PRIOR, raw_prior=0.5, groups=fold_of)  # chosen for unseen groups
     matched = _matched_calibrator(raw, y, fold_of)
 
     oof = index[["video", "folder", "fold"]].assign(label=y, p_raw=raw, p=calibrated)

@@ -13,7 +13,7 @@ from dfdc.scores.calibration import (
     logit,
     reliability_diagram,
 )
-from dfdc.scores.metrics import log_loss
+from dfdc.scores.metrics import log_loss, prior_weights
 
 TIGHT = (1e-4, 1 - 1e-4)  # a clip that barely touches, to compare with the true probabilities
 
@@ -278,3 +278,23 @@ def test_maps_without_a_shift_keep_the_prior_the_raw_scores_assume() -> None:
     assert temperature.params["scale"] == pytest.approx(4 / 4.5, rel=0.1)
     platt = fit_calibrator(scores, labels, methods=("platt",), raw_prior=0.5)
     assert platt.train_prior == pytest.approx(0.84)  # platt learns the labels' prior: shifted from it
+
+
+def test_with_groups_each_group_is_scored_by_a_map_fitted_on_the_others() -> None:
+    """dfdc cv passes each video's fold (a folder, a source) as its group: the held-out loss of a map
+    is each group's, scored by the map fitted on the other groups alone, as an unseen source will be."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 120)
+    groups = np.repeat(np.arange(4), 30)
+    z = 2.5 * (2 * y - 1) + rng.normal(0, 2, y.size) + np.array([0.0, 1.0, -1.0, 3.0])[groups]  # a shift per source
+    cal = fit_calibrator(z, y, prior=0.5, logits=True, raw_prior=0.5, groups=groups)
+    weight = prior_weights(y, 0.5) * y.size
+    held = np.empty(y.size)
+    for g in range(4):
+        out = groups == g
+        temperature = fit_calibrator(z[~out], y[~out], methods=["temperature"], prior=0.5, logits=True, raw_prior=0.5)
+        held[out] = np.clip(temperature(z[out], logits=True), 1e-15, 1 - 1e-15)
+    by_hand = float((weight * -(y * np.log(held) + (1 - y) * np.log1p(-held))).mean())
+    assert cal.cv_log_loss["temperature"] == pytest.approx(by_hand, rel=1e-9)
+    shuffled = fit_calibrator(z, y, prior=0.5, logits=True, raw_prior=0.5)
+    assert shuffled.cv_log_loss["temperature"] != pytest.approx(by_hand, rel=1e-3)  # other folds, other figure
