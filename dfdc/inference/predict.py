@@ -26,7 +26,7 @@ from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
 from ..scores.aggregation import get_aggregation, video_score
-from ..video.read import read_video
+from ..video.read import FrameBuffer, read_video
 from .ensemble import Member, ensemble, load_members, score_tracks, warm_up
 from .governor import Governor, plans
 from .start import MODELLED, Start, load_reports, start_predict, write_json
@@ -56,8 +56,10 @@ class Prepared:
 
 
 def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[int, float]],
-            detect_every: int, name: str | None = None) -> Prepared:
-    """Decode, find the faces and cut the crops every member needs; errors become a message."""
+            detect_every: int, name: str | None = None, threads: int = 0,
+            buffer: FrameBuffer | None = None) -> Prepared:
+    """Decode (with `threads` decoder threads, 0: one per core; into `buffer`, reused video after
+    video), find the faces and cut the crops every member needs; errors become a message."""
     tick = time.monotonic()
     item = Prepared(name or path.name, frames, path)
 
@@ -68,7 +70,7 @@ def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[in
         tick = now
 
     try:
-        video = read_video(path, frames)
+        video = read_video(path, frames, threads=threads, buffer=buffer)
         lap("decode")
         fps = video.fps or 30.0
         item.decoded = {"frames": len(video.indices), "sampled": video.sampled, "complete": not video.partial,
@@ -88,6 +90,7 @@ def prepare(path: Path, frames: int, detector: Detector, crop_keys: set[tuple[in
         item.crops = {key: crop_tracks(video, tracks, *key) for key in crop_keys}
         lap("crop")
         video.frames = np.empty((0, *video.frames.shape[1:]), np.uint8)  # the crops are all the models need
+        # (and the buffer's memory is the next video's)
         item.faces = Faces(video, tracks, [], tracks.dropped)
     except Exception as e:  # a bad video never stops the batch
         item.error, item.kind = problem_line(path, e), problem_kind(e)
@@ -108,12 +111,13 @@ class Prefetcher:
             threading.Thread(target=self._work, args=(governor, job), daemon=True).start()
 
     def _work(self, governor: Governor, job) -> None:
+        buffer = FrameBuffer()  # this thread's: its video's frames are done with before it reads the next
         while not self.stopped.is_set():
             try:
                 name, path = self.todo.get_nowait()
             except queue.Empty:
                 return
-            item = job(name, path, governor.plan.frames)
+            item = job(name, path, governor.plan.frames, buffer)
             while not self.stopped.is_set():
                 try:
                     self.ready.put(item, timeout=0.2)
@@ -270,7 +274,9 @@ def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None,
         return
     find = create_detector(detector, weights, dev)
     crop_keys = {(m.config.input_size, m.config.margin) for m in members}
-    job = lambda name, path, n: prepare(path, n, find, crop_keys, detect_every, name)  # noqa: E731
+    threads = thread_share(workers)  # the workers decode side by side: the cores shared out, as torch's threads
+    job = lambda name, path, n, buffer: prepare(path, n, find, crop_keys, detect_every, name, threads,  # noqa: E731
+                                                buffer)
     fetch = Prefetcher(todo, workers, governor, job)
     scorer = BatchScorer(members, dev, batch_size, aggregation, start.clip, prior)
     outcome = f"it gets the prior {prior:.2f}"

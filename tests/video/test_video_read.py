@@ -5,7 +5,7 @@ import pytest
 from helpers import write_video
 
 from dfdc.errors import DfdcError
-from dfdc.video.read import read_video
+from dfdc.video.read import FrameBuffer, read_video
 from dfdc.video.sampling import even_indices, train_indices
 
 
@@ -40,6 +40,25 @@ def test_training_strategy_reads_consecutive_every_second_frame(sample_dir):
     video = read_video(sample_dir / "knqhpwoigk.mp4", 10, "train", np.random.default_rng(3))
     assert len(video.indices) == 10
     assert np.all(np.isin(np.diff(video.indices), [1, 2, 3]))
+
+
+def test_reads_into_one_buffer_video_after_video_with_one_decoder_thread(sample_dir):
+    """Predict's workers decode into one buffer each, with their share of the cores: every video read
+    so gives the frames a fresh read gives, a landscape after a portrait one and back (the memory
+    grown, then reused, never a second allocation of the same size)."""
+    buffer = FrameBuffer()
+    names = ["yhffcuhhjy.mp4", "abofeumbvv.mp4", "knqhpwoigk.mp4", "yhffcuhhjy.mp4"]
+    memory = []
+    for name in names:
+        want = read_video(sample_dir / name, 8)
+        got = read_video(sample_dir / name, 8, threads=1, buffer=buffer)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.frames, want.frames)
+        memory.append(got.frames)
+    assert not np.shares_memory(memory[0], memory[1])  # 1080p needs more than the portrait 720p had
+    assert np.shares_memory(memory[1], memory[2]) and np.shares_memory(memory[2], memory[3])
+    # the memory is the next video's: the first 1080p video's frames hold later videos' pixels now
+    assert not np.array_equal(memory[1], read_video(sample_dir / names[1], 8).frames)
 
 
 def test_frames_match_a_full_opencv_decode(sample_dir):
