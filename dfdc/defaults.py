@@ -31,7 +31,7 @@ TUNE_VIEWS = 3  # `dfdc cv` fine-tuning: cached views per crop (as predict sees 
 ALIGN = False
 # `dfdc cv`'s fine-tuned frame model pools its last map as the face box's mean less the ring around it (models/frame.py),
 # not the plain average: on ../shared/data/real, seeds 0-3, pooled AUC 0.730 against 0.701 and raw log loss better on all
-# four, mean fold AUC 0.799 against 0.777, calibrated 0.675 against 0.692 (README, "What has been measured").
+# four, mean fold AUC 0.799 against 0.777, calibrated 0.651 against 0.671 (README, "What has been measured").
 POOLING = "contrast"
 SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train
 
