@@ -219,8 +219,9 @@ def fit_calibrator(
 ) -> Calibrator:
     """The simplest method among `methods` unless a richer one is clearly better, refitted on all
     labels: a richer map replaces a simpler one only when its cross-validated log loss is lower by
-    more than MARGIN plus 1.5 standard errors of the per-video difference, since on a few dozen
-    videos a scale, a shift or a staircase fitted to noise costs more on the test set than it saved.
+    more than MARGIN plus (without groups) 1.5 standard errors of the per-video difference, since on
+    a few dozen videos a scale, a shift or a staircase fitted to noise costs more on the test set
+    than it saved.
 
     Held-out losses are weighted to the test FAKE fraction `prior` (None: the labels' own fraction,
     no prior shift), since that is the set the submission is scored on, and averaged over `repeats`
@@ -269,9 +270,7 @@ def fit_calibrator(
             p = np.clip(held_out, EPS, 1 - EPS)
             per_video[method] = weight * -(y * np.log(p) + (1 - y) * np.log1p(-p)).mean(0)
             losses[method] = float(per_video[method].mean())
-        # Videos of one source err together, so their spread is no standard error of the gain: with
-        # groups, a richer map replaces the current one when its held-out loss is lower by MARGIN.
-        doubt = 0.0 if by_group else 1.5
+        doubt = 0.0 if by_group else 1.5  # standard errors of the per-video gain to clear (see above)
         for method in tried[1:]:  # a richer map replaces the current one only when clearly better
             gain = per_video[best] - per_video[method]
             if gain.mean() - doubt * gain.std(ddof=1) / np.sqrt(gain.size) > MARGIN:
