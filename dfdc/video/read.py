@@ -88,7 +88,7 @@ def read_video(path: str | Path, n: int = 32, sampling: str = SAMPLING,
     A file that decodes only in part gives the frames before the damage, with `stopped` set.
     `threads`: the decoder's threads (0: libav's choice, one per core); a caller that decodes
     several videos at once on few cores gives each its share (`dfdc.device.thread_share`).
-    `buffer`: the frames are written into its memory, which the next read with it overwrites."""
+    `buffer`: PyAV's path writes the frames into its memory, which the next read with it overwrites."""
     path = Path(path)
     problem = file_problem(path)
     if problem:
