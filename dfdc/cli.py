@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="part: a folder of the data root is never split; cluster: an original and its fakes")
     p.add_argument("--backbone", default="tf_efficientnet_lite0", help="a timm model name")
     p.add_argument("--pretrained", default="lite0", help='"lite0" or a state dict file for the backbone')
-    p.add_argument("--pooling", choices=["last", "contrast", "multiscale"],
+    p.add_argument("--pooling", choices=defaults.POOLINGS,
                    help="what the head sees of the last map: its average (last), the face box's mean less the ring's "
                         "(contrast), or every stage's mean and spread (multiscale, frozen only); default "
                         f"{defaults.POOLING} fine-tuned, multiscale frozen")

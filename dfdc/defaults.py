@@ -33,6 +33,7 @@ ALIGN = False
 # not the plain average: on ../shared/data/real, seeds 0-3, pooled AUC 0.730 against 0.701 and raw log loss better on all
 # four, mean fold AUC 0.799 against 0.777, calibrated 0.651 against 0.671 (README, "What has been measured").
 POOLING = "contrast"
+POOLINGS = ("last", "contrast", "multiscale")  # what a frame model's head can see (models/frame.py)
 SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train
 
 

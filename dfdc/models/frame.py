@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..defaults import CROP_MARGIN, VIDEO_FRAMES
+from ..defaults import CROP_MARGIN, POOLINGS, VIDEO_FRAMES
 from ..errors import DfdcError
 from .align import TrackAlign
 from .backbones import Pretrained, backbone_config, create_backbone, pooled_features
@@ -117,9 +117,6 @@ class FrameModel(nn.Module):
             raise DfdcError("fine-tuning part of the backbone and contrast pooling need an EfficientNet-style timm "
                             f"backbone ({', '.join(parts)})")
         return self.encoder
-
-
-POOLINGS = ("last", "contrast", "multiscale")
 
 
 def face_cells(h: int, w: int, face: float, device: torch.device | str = "cpu") -> torch.Tensor:
