@@ -121,6 +121,40 @@ def _square(frame: np.ndarray, w: Window, size: int) -> np.ndarray:
     return patch
 
 
+def _halvings(side: int, size: int) -> int:
+    """How often a window's frame is halved before the window is resized to the network's side:
+    while the window stays at least twice that side, so the last resize still averages 2x2 pixels
+    or more. INTER_AREA is fast at whole factors only: an 800 px tile (1080p) took 1.9 ms to 128 px,
+    the frame halved once (0.5 ms, for all its windows) and the 400 px tile from it 0.6 ms; the
+    patches differ by 0.06 of 255 on average (max 2). Detecting the 5 DFDC sample videos (every 4th
+    frame whole), the resizes took 0.32 s instead of 0.69."""
+    k = 0
+    while side >> (k + 1) >= 2 * size:
+        k += 1
+    return k
+
+
+def _on_grid(w: Window, k: int) -> Window:
+    """The window moved and sized to whole pixels of the frame halved k times (by under 2**k px)."""
+    f = 1 << k
+    return Window(round(w.x / f) * f, round(w.y / f) * f, max(round(w.side / f), 1) * f)
+
+
+def _squares(frame: np.ndarray, wins: list[Window], size: int) -> list[np.ndarray]:
+    """Each window's pixels at size x size (windows on the grid of their `_halvings`), the frame
+    halved once for all of them."""
+    levels = [frame]
+    out = []
+    for w in wins:
+        k = _halvings(w.side, size)
+        while len(levels) <= k:
+            f = levels[-1]
+            h, wd = f.shape[0] // 2, f.shape[1] // 2
+            levels.append(cv2.resize(f[:2 * h, :2 * wd], (wd, h), interpolation=cv2.INTER_AREA))
+        out.append(_square(levels[k], Window(w.x >> k, w.y >> k, w.side >> k), size))
+    return out
+
+
 def _around(box: np.ndarray, factor: float) -> Window:
     """The square window `factor` times the box's side, centred on it."""
     side = max(round(float(box_side(box)) * factor), 2)
@@ -165,9 +199,9 @@ class FaceDetector:
         if len(frames) == 0:
             return []
         h, w = frames.shape[1:3]
-        wins = windows(h, w, self.max_tile)
         size = self.model.size
-        patches = np.stack([_square(f, win, size) for f in frames for win in wins])
+        wins = [_on_grid(win, _halvings(win.side, size)) for win in windows(h, w, self.max_tile)]
+        patches = np.stack([p for f in frames for p in _squares(f, wins, size)])
         found = self._detect(patches)
         per_frame = []
         for i, frame in enumerate(frames):
@@ -207,7 +241,15 @@ class FaceDetector:
             return out, ious
         size = self.model.size
         wins = [_around(b, self.look_factor) for b in boxes]
-        found = self._detect(np.stack([_square(f, win, size) for f, win in zip(frames, wins)]))
+        wins = [_on_grid(win, _halvings(win.side, size)) for win in wins]
+        same: dict[int, list[int]] = {}  # one frame's windows cut together
+        for k, f in enumerate(frames):
+            same.setdefault(id(f), []).append(k)
+        patches: list[np.ndarray] = [np.empty(0)] * n
+        for ks in same.values():
+            for k, patch in zip(ks, _squares(frames[ks[0]], [wins[k] for k in ks], size)):
+                patches[k] = patch
+        found = self._detect(np.stack(patches))
         for k, (d, win) in enumerate(zip(found, wins)):
             if len(d.boxes):
                 scale = win.side / size
