@@ -149,7 +149,8 @@ def _train(args: argparse.Namespace) -> int:
                       size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                       weight_decay=args.weight_decay, grad_clip=args.grad_clip, fold=args.fold, folds=args.folds,
                       time_limit=args.time_limit, device=args.device, seed=args.seed, workers=args.workers,
-                      aggregation=args.aggregation, fold_by=args.fold_by, blends=args.blends)
+                      aggregation=args.aggregation, fold_by=args.fold_by, blends=args.blends,
+                      pooling=args.pooling)
     result = train(args.cache, args.out, cfg, resume=args.resume, started=STARTED)
     best, plain = result["best_val_log_loss"], result["best_val_plain_log_loss"]
     figures = "n/a" if best is None else f"{best:.4f} (plain log loss {plain:.4f})"
@@ -316,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
                    help="self-blended fakes made from each REAL training crop or clip per epoch (0: none)")
+    p.add_argument("--pooling", choices=defaults.POOLINGS, default="last",
+                   help="frame model: what the head sees of the last map: its average (last), the face box's mean "
+                        "less the ring's (contrast: an EfficientNet-style backbone; what dfdc cv fine-tunes by "
+                        "default), or every stage's mean and spread (multiscale)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.set_defaults(run=_train)
 

@@ -71,6 +71,7 @@ class TrainConfig:
     workers: int = 2
     aggregation: str = AGGREGATION  # frame model: how validation frames make a video score; predict does the same
     blends: int = SELF_BLENDS  # self-blended fakes made from each REAL training item per epoch (training/blend.py)
+    pooling: str = "last"  # frame model: what the head sees of the last map (models/frame.py; cv's default: POOLING)
 
 
 class ShardSampler(Sampler[int]):
@@ -194,6 +195,8 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
           started: float | None = None) -> dict:
     """Train, validate each epoch, keep best.pt (by validation log loss) and last.pt; returns a summary."""
     started = time.monotonic() if started is None else started
+    if cfg.pooling != "last" and cfg.model != "frame":
+        raise DfdcError(f"--pooling {cfg.pooling} is for the frame model, not {cfg.model!r}")
     cache, out = Path(cache), Path(out)
     rank, world = _distributed()
     device = _device(cfg.device, rank)
@@ -202,9 +205,11 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
     settings = json.loads((cache / "settings.json").read_text()) if (cache / "settings.json").is_file() else {}
     margin = float(settings.get("margin", CROP_MARGIN))
 
+    # a frame model's contrast pooling finds the face box in its last map by the crops' margin
+    shape = {"pooling": cfg.pooling, "margin": margin} if cfg.model == "frame" else {}
     torch.manual_seed(cfg.seed)
-    model = fast_layout(create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False).to(device),
-                        device)
+    model = fast_layout(create_model(cfg.model, backbone=cfg.backbone, pretrained=cfg.pretrained or False,
+                                     **shape).to(device), device)
     # predict samples as many frames as the cache holds per video and, for a sequence model, cuts the
     # same clips of T consecutive samples (models/clips.py): it sees what validation saw
     cached_frames = int(settings.get("frames", CACHE_FRAMES))

@@ -142,6 +142,29 @@ def test_predict_feeds_a_sequence_checkpoint_the_clips_it_was_trained_and_valida
     assert checked >= 3
 
 
+def test_a_frame_model_trains_with_contrast_pooling_at_the_caches_margin(cache, tmp_path, capsys):
+    """`dfdc train --pooling contrast` (the pooling `dfdc cv` fine-tunes by default) trains a frame model
+    whose head sees its last map's face box less the ring around it, the box placed by the cache's crop
+    margin; the checkpoint rebuilds it so. A sequence model has no such pooling: one line, no run folder."""
+    margin = json.loads((cache / "settings.json").read_text())["margin"]
+    cfg = TrainConfig(epochs=1, **{**TINY, "backbone": "tf_efficientnet_lite0", "size": 128}, pooling="contrast")
+    result = train(cache, tmp_path / "run", cfg)
+    model, config = load_checkpoint(result["best"])
+    assert config.model_kwargs["pooling"] == "contrast" and config.model_kwargs["margin"] == margin
+    model.eval()
+    x = torch.randn(2, 3, 128, 128)
+    with torch.inference_mode():
+        m = model.encoder.forward_features(x)
+        assert m.shape[-2:] == (4, 4)  # at 128 px, margin 0.3: the inner 2x2 cells are the face box
+        inner = m[..., 1:3, 1:3].mean((2, 3))
+        ring = (m.sum((2, 3)) - m[..., 1:3, 1:3].sum((2, 3))) / 12
+        torch.testing.assert_close(model.features(x), inner - ring, atol=1e-4, rtol=1e-4)
+    assert main(["train", str(cache), "--out", str(tmp_path / "seq"), "--model", "sequence",
+                 "--pooling", "contrast"]) == 2
+    assert capsys.readouterr().err.strip() == "dfdc: error: --pooling contrast is for the frame model, not 'sequence'"
+    assert not (tmp_path / "seq").exists()
+
+
 @pytest.mark.parametrize("command", ["train", "cv"])
 def test_a_negative_blends_count_is_one_usage_line_for_train_and_cv(command, tmp_path, capsys):
     """The same flag, the same check and wording in both commands, before any cache is read or folder made."""
