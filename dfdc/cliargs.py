@@ -89,7 +89,7 @@ def _time_limit(p: argparse.ArgumentParser) -> None:
 
 def _scoring(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, help="frames per video (default: the checkpoints')")
-    p.add_argument("--batch-size", type=int, default=64, help="crops per model call")
+    p.add_argument("--batch-size", type=int, help="crops per model call (default: 8 on a CPU, 64 on CUDA)")
     p.add_argument("--aggregation", "--strategy", dest="aggregation",
                    help="how frame scores make a video score: confident, mean, ... (default: the checkpoints'; "
                         "--strategy is the old name)")

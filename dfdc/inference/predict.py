@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..defaults import DETECT_EVERY, DETECTOR, PRIOR
-from ..device import pick_device, thread_share, torch_threads
+from ..device import pick_device, scoring_batch, thread_share, torch_threads
 from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
@@ -229,7 +229,7 @@ def _report(item: Prepared, members: list[Member], result: Scored, level: int) -
 
 def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                 sample_submission: Path | None = None, time_limit: float | None = None,
-                frames: int | None = None, batch_size: int = 64, device: str = "auto",
+                frames: int | None = None, batch_size: int | None = None, device: str = "auto",
                 workers: int = 2, report_dir: Path | None = None, resume: bool = False,
                 prior: float = PRIOR, clip: tuple[float, float] | None = None,
                 aggregation: str | None = None, ensemble_weights: list[float] | None = None,
@@ -262,11 +262,12 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
 
 
 def _score(start: Start, todo: list[tuple[str, Path]], time_limit: float | None, frames: int | None,
-           batch_size: int, device: str, workers: int, report_dir: Path | None, aggregation: str | None,
+           batch_size: int | None, device: str, workers: int, report_dir: Path | None, aggregation: str | None,
            ensemble_weights: list[float] | None, weights: Path | None, detect_every: int, detector: str) -> None:
     """The models' loop: load, then score the batches that fit in the time left."""
     scores, prior = start.scores, start.prior
     dev = pick_device(device)
+    batch_size = batch_size or scoring_batch(dev)
     members = load_members(start.checkpoints, ensemble_weights, dev, matched=start.match)
     full_frames = frames or max(m.config.frames for m in members)
     governor = Governor(time_limit, start.started, len(todo), plans(full_frames, len(members)))

@@ -313,7 +313,7 @@ def _report_folder(report_dir: Path) -> None:
 def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
                   sample_submission: Path | None = None, report_dir: Path | None = None,
                   resume: bool = False, prior: float = PRIOR, clip: tuple[float, float] | None = None,
-                  batch_size: int = 64, workers: int = 2, frames: int | None = None,
+                  batch_size: int | None = None, workers: int = 2, frames: int | None = None,
                   ensemble_weights: list[float] | None = None, detect_every: int = DETECT_EVERY,
                   started: float | None = None, match: bool = False) -> Start:
     """Check everything that needs no model, then write the first CSV: the prior for every video
@@ -329,7 +329,7 @@ def start_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     if match and not 0 < prior < 1:
         raise DfdcError(f"--match-prior --prior {prior}: a test set's FAKE fraction to match must lie strictly "
                         f"between 0 and 1")
-    if batch_size < 1 or workers < 1:
+    if (batch_size is not None and batch_size < 1) or workers < 1:
         raise DfdcError(f"--batch-size and --workers must be at least 1, not {batch_size} and {workers}")
     if (frames is not None and frames < 1) or detect_every < 1:
         raise DfdcError(f"--frames and --detect-every must be at least 1, not {frames} and {detect_every}")
