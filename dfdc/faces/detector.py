@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..defaults import DETECTOR
+from ..device import scoring_batch
 from ..errors import DfdcError
 from ..weights import blazeface_files
 from .blazeface import load_blazeface
@@ -171,13 +172,13 @@ class FaceDetector:
 
     def __init__(self, weights: str | Path | None = None, back: bool = False,
                  device: str | torch.device = "cpu", min_score: float | None = None,
-                 max_tile: float = 0.75, batch_size: int = 64, own_thread: bool | None = None,
+                 max_tile: float = 0.75, batch_size: int | None = None, own_thread: bool | None = None,
                  one_shape: bool | None = None) -> None:
         self.model = load_blazeface(weights, back=back, device=device)
         if min_score is not None:
             self.model.min_score = min_score
         self.max_tile = max_tile
-        self.batch_size = batch_size
+        self.batch_size = batch_size or scoring_batch(torch.device(device))  # windows per network call
         # The back model finds smaller faces in its 256 px: frame the box wider.
         self.look_factor = 2 * LOOK_FACTOR if back else LOOK_FACTOR
         self.windows_run = 0  # network inputs so far (tiles, whole views, second looks): the detector's work
