@@ -135,9 +135,10 @@ def _halvings(side: int, size: int) -> int:
     return k
 
 
-def _on_grid(w: Window, k: int) -> Window:
-    """The window moved and sized to whole pixels of the frame halved k times (by under 2**k px)."""
-    f = 1 << k
+def _on_grid(w: Window, size: int) -> Window:
+    """The window moved and sized to whole pixels of the frame halved as often as `_halvings` says
+    (by under 2**k px), so `_squares` cuts it exactly."""
+    f = 1 << _halvings(w.side, size)
     return Window(round(w.x / f) * f, round(w.y / f) * f, max(round(w.side / f), 1) * f)
 
 
@@ -201,7 +202,7 @@ class FaceDetector:
             return []
         h, w = frames.shape[1:3]
         size = self.model.size
-        wins = [_on_grid(win, _halvings(win.side, size)) for win in windows(h, w, self.max_tile)]
+        wins = [_on_grid(win, size) for win in windows(h, w, self.max_tile)]
         patches = np.stack([p for f in frames for p in _squares(f, wins, size)])
         found = self._detect(patches)
         per_frame = []
@@ -241,8 +242,7 @@ class FaceDetector:
         if n == 0:
             return out, ious
         size = self.model.size
-        wins = [_around(b, self.look_factor) for b in boxes]
-        wins = [_on_grid(win, _halvings(win.side, size)) for win in wins]
+        wins = [_on_grid(_around(b, self.look_factor), size) for b in boxes]
         same: dict[int, list[int]] = {}  # one frame's windows cut together
         for k, f in enumerate(frames):
             same.setdefault(id(f), []).append(k)

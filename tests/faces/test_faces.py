@@ -72,7 +72,7 @@ def test_large_windows_cut_from_the_halved_frame_find_what_one_resize_finds(dete
     2, slow at 6.25 from an 800 px tile): on a 1080p frame and a portrait, the patches BlazeFace sees
     are those of one resize within half a grey level on average, and it finds the same faces in them."""
     frame = read_video(sample_dir / name, 1).frames[0]
-    wins = [_on_grid(w, _halvings(w.side, 128)) for w in windows(*frame.shape[:2])]
+    wins = [_on_grid(w, 128) for w in windows(*frame.shape[:2])]
     assert all(_halvings(w.side, 128) >= 1 for w in wins)
     halved = np.stack(_squares(frame, wins, 128))
     direct = np.stack([_square(frame, w, 128) for w in wins])
