@@ -137,9 +137,10 @@ def _halvings(side: int, size: int) -> int:
 
 def _on_grid(w: Window, size: int) -> Window:
     """The window moved and sized to whole pixels of the frame halved as often as `_halvings` says
-    (by under 2**k px), so `_squares` cuts it exactly."""
+    (by under 2**k px), so `_squares` cuts it exactly. Its side stays under the next halving's bound
+    (4 network sides on that level): a 1023 px window at 128 px rounded up to 1024, halved once more."""
     f = 1 << _halvings(w.side, size)
-    return Window(round(w.x / f) * f, round(w.y / f) * f, max(round(w.side / f), 1) * f)
+    return Window(round(w.x / f) * f, round(w.y / f) * f, min(max(round(w.side / f), 1), 4 * size - 1) * f)
 
 
 def _squares(frame: np.ndarray, wins: list[Window], size: int) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ from dfdc.defaults import DETECT_EVERY
 from dfdc.faces.boxes import box_iou
 from dfdc.faces.detector import (
     FaceDetector,
+    Window,
     _halvings,
     _on_grid,
     _square,
@@ -64,6 +65,20 @@ def test_windows_cover_the_frame_with_overlap(height, width, count):
     assert xs[0] == ys[0] == 0 and xs[-1] + side == width and ys[-1] + side == height
     overlaps = [a + side - b for a, b in itertools.pairwise(xs)] + [a + side - b for a, b in itertools.pairwise(ys)]
     assert min(overlaps) >= max(height, width) / 8
+
+
+@pytest.mark.parametrize("size", [128, 256])
+def test_a_window_on_the_grid_keeps_its_halvings_and_its_corner_on_that_grid(size):
+    """`_squares` cuts a window from the frame halved `_halvings(side)` times, at its corner and side
+    divided by 2**k: the window moved onto that grid must need the same halvings, or its corner is cut
+    a pixel off (a 1023 px window at 128 px rounds up to 1024, which is halved once more)."""
+    for side in range(2, 4200):
+        for x, y in ((0, 0), (37, -21), (1001, 555)):
+            w = _on_grid(Window(x, y, side), size)
+            k = _halvings(side, size)
+            assert _halvings(w.side, size) == k, (side, w)
+            assert w.x % (1 << k) == w.y % (1 << k) == w.side % (1 << k) == 0
+            assert abs(w.side - side) < (1 << k) and abs(w.x - x) <= (1 << k) // 2
 
 
 @pytest.mark.parametrize("name", ["abofeumbvv.mp4", "yhffcuhhjy.mp4"])
