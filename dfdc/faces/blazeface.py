@@ -30,15 +30,19 @@ class BlazeBlock(nn.Module):
             nn.Conv2d(cin, cin, 3, stride, 0 if stride == 2 else 1, groups=cin),
             nn.Conv2d(cin, cout, 1),
         )
-        self.max_pool = nn.MaxPool2d(2, 2) if stride == 2 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.pad(x, (0, 2, 0, 2)) if self.max_pool is not None else x
-        if self.max_pool is not None:
-            x = self.max_pool(x)
+        # The convolutions called directly (not through their modules) and the sum made in place:
+        # per call of the front model, one thread, 3.74 against 3.96 ms for one window (the follows
+        # between whole detections look at one or two), 17.2 against 20.1 ms for 8 (medians of 10).
+        dw, pw = self.convs
+        h = x
+        if self.stride == 2:
+            h, x = F.pad(x, (0, 2, 0, 2)), F.max_pool2d(x, 2, 2)
         if self.channel_pad > 0:
             x = F.pad(x, (0, 0, 0, 0, 0, self.channel_pad))
-        return F.relu(self.convs(h) + x)
+        h = F.conv2d(F.conv2d(h, dw.weight, dw.bias, dw.stride, dw.padding, groups=dw.groups), pw.weight, pw.bias)
+        return torch.relu_(h.add_(x))
 
 
 class FinalBlazeBlock(nn.Module):

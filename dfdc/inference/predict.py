@@ -21,7 +21,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..defaults import DETECT_EVERY, DETECTOR, PRIOR
-from ..device import pick_device, scoring_batch, thread_share, torch_threads
+from ..device import keep_freed_memory, pick_device, scoring_batch, thread_share, torch_threads
 from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
@@ -248,6 +248,7 @@ def run_predict(videos_dir: Path, checkpoints: list[Path], out: Path, *,
     if aggregation is not None:
         get_aggregation(aggregation)  # an unknown name is a user error before any work
     names, prior, todo = start.names, start.prior, list(start.todo)
+    keep_freed_memory()
     try:
         if todo:
             with torch_threads(thread_share(workers)):
