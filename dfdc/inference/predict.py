@@ -21,7 +21,13 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..defaults import DETECT_EVERY, DETECTOR, PRIOR
-from ..device import keep_freed_memory, pick_device, scoring_batch, thread_share, torch_threads
+from ..device import (
+    keep_freed_memory,
+    pick_device,
+    scoring_batch,
+    thread_share,
+    torch_threads,
+)
 from ..errors import DfdcError, problem_kind, problem_line
 from ..faces.detector import Detector, create_detector
 from ..faces.find import Faces, crop_tracks, track_faces
