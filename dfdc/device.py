@@ -83,7 +83,7 @@ def keep_freed_memory() -> None:
     elsewhere a no-op). By default glibc maps each large block afresh and returns it when freed, and
     the kernel zeroes every new page: BlazeFace's and the model's activations, made and freed video
     after video. `dfdc predict` spent 3-4% less time per video with both thresholds raised (GLIBC_TUNABLES,
-    4 rounds of benchmarks/bench_predict.py each way), for 5% more peak memory. Process-wide: called
+    4 rounds of benchmarks/bench_predict.py each way), for at most 5% more peak memory. Process-wide: called
     as predict starts."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return

@@ -17,8 +17,8 @@ def _page_faults() -> int:
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator only")
 def test_a_freed_large_block_is_reused_without_fresh_pages() -> None:
-    # A 1080p frame's worth of activations, many times over: glibc maps such a block afresh on each
-    # allocation by default, and every new page faults in (hundreds of faults here).
+    # 64 MB, as large as ten 1080p frames or a batch's activations: by default glibc maps such a block
+    # afresh each time, and every new page faults in (over 500 faults here).
     keep_freed_memory()
     block = np.ones(64 << 20, np.uint8)
     del block
