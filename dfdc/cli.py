@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--blends", type=count_arg, default=defaults.SELF_BLENDS,
                    help="self-blended fakes made from each REAL training crop or clip per epoch (0: none)")
-    p.add_argument("--pooling", choices=defaults.POOLINGS, default="last",
+    p.add_argument("--pooling", choices=defaults.POOLINGS, default=defaults.TRAIN_POOLING,
                    help="frame model: what the head sees of the last map: its average (last), the face box's mean "
                         "less the ring's (contrast: an EfficientNet-style backbone; what dfdc cv fine-tunes by "
                         "default), or every stage's mean and spread (multiscale)")

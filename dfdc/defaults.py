@@ -34,6 +34,8 @@ ALIGN = False
 # four, mean fold AUC 0.799 against 0.777, calibrated 0.651 against 0.671 (README, "What has been measured").
 POOLING = "contrast"
 POOLINGS = ("last", "contrast", "multiscale")  # what a frame model's head can see (models/frame.py)
+# `dfdc train`'s frame model keeps the plain average: contrast pooling with every layer trained is not measured
+TRAIN_POOLING = "last"
 SELF_BLENDS = 2  # self-blended fakes made from each REAL crop (training/blend.py): cached by cv, per epoch in train
 
 

@@ -35,6 +35,7 @@ from ..defaults import (
     CROP_MARGIN,
     CROP_SIZE,
     SELF_BLENDS,
+    TRAIN_POOLING,
 )
 from ..device import fast_layout, pick_device, reproducible
 from ..errors import DfdcError
@@ -71,7 +72,7 @@ class TrainConfig:
     workers: int = 2
     aggregation: str = AGGREGATION  # frame model: how validation frames make a video score; predict does the same
     blends: int = SELF_BLENDS  # self-blended fakes made from each REAL training item per epoch (training/blend.py)
-    pooling: str = "last"  # frame model: what the head sees of the last map (models/frame.py; cv's default: POOLING)
+    pooling: str = TRAIN_POOLING  # frame model: what the head sees of the last map (models/frame.py)
 
 
 class ShardSampler(Sampler[int]):
@@ -195,7 +196,7 @@ def train(cache: str | Path, out: str | Path, cfg: TrainConfig, resume: bool = F
           started: float | None = None) -> dict:
     """Train, validate each epoch, keep best.pt (by validation log loss) and last.pt; returns a summary."""
     started = time.monotonic() if started is None else started
-    if cfg.pooling != "last" and cfg.model != "frame":
+    if cfg.pooling != TRAIN_POOLING and cfg.model != "frame":
         raise DfdcError(f"--pooling {cfg.pooling} is for the frame model, not {cfg.model!r}")
     cache, out = Path(cache), Path(out)
     rank, world = _distributed()
