@@ -16,16 +16,20 @@ from dfdc.inference.ensemble import load_members, score_tracks
 from dfdc.models.checkpoint import init_checkpoint
 
 
+def _shifted_crops(face_images_dir: Path, name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n 224 px crops of a real face image, each shifted by up to 12 px: a track's crops as they differ."""
+    image = cv2.cvtColor(cv2.imread(str(face_images_dir / name)), cv2.COLOR_BGR2RGB)
+    return np.stack([cv2.resize(np.roll(image, (int(dy), int(dx)), (0, 1)), (224, 224))
+                     for dy, dx in rng.integers(-12, 12, (n, 2))])
+
+
 @pytest.mark.parametrize("model", ["frame", "sequence"])
 def test_fast_precision_scores_real_faces_as_float32_does(model: str, face_images_dir: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     device = torch.device("cpu")
     torch.manual_seed(0)
     ckpt = init_checkpoint(tmp_path / "m.pt", model, pretrained="lite0", backbone="tf_efficientnet_lite0")
-    image = cv2.cvtColor(cv2.imread(str(face_images_dir / "1face.png")), cv2.COLOR_BGR2RGB)
-    rng = np.random.default_rng(0)
-    crops = np.stack([cv2.resize(np.roll(image, (int(dy), int(dx)), (0, 1)), (224, 224))
-                      for dy, dx in rng.integers(-12, 12, (12, 2))])
+    crops = _shifted_crops(face_images_dir, "1face.png", 12, np.random.default_rng(0))
     fast = load_members([ckpt], None, device)[0]
     assert next(fast.model.parameters()).dtype == inference_dtype(device)
     p_fast = score_tracks(fast, [[crops]], 8, device)[0][0]
@@ -46,11 +50,8 @@ def test_the_cpus_small_scoring_batch_gives_the_scores_a_full_batch_gives(face_i
     ckpt = init_checkpoint(tmp_path / "m.pt", "frame", pretrained="lite0", backbone="tf_efficientnet_lite0")
     member = load_members([ckpt], None, device)[0]
     rng = np.random.default_rng(1)
-    videos = []
-    for name, n in (("1face.png", 21), ("3faces.png", 19)):  # two videos: batches cross from one to the next
-        image = cv2.cvtColor(cv2.imread(str(face_images_dir / name)), cv2.COLOR_BGR2RGB)
-        videos.append([np.stack([cv2.resize(np.roll(image, (int(dy), int(dx)), (0, 1)), (224, 224))
-                                 for dy, dx in rng.integers(-12, 12, (n, 2))])])
+    # two videos: batches cross from one to the next
+    videos = [[_shifted_crops(face_images_dir, name, n, rng)] for name, n in (("1face.png", 21), ("3faces.png", 19))]
     small = score_tracks(member, videos, scoring_batch(device), device)
     full = score_tracks(member, videos, 64, device)
     for a, b in zip(small, full):
