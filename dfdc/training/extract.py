@@ -138,7 +138,7 @@ def run_extract(data_root: str | Path, out: str | Path, parts: str | None = None
                     log.warning("%s", result["error"])
             bar.set_postfix({k: counts[k] for k in ("done", "skipped", "dropped", "failed")}, refresh=False)
             bar.update(len(results))
-    write_index(out)
+    _finish(out)
     summary = {"videos": len(table), **{k: counts[k] for k in ("done", "skipped", "dropped", "failed")},
                "fake_boxes": {k.removeprefix("boxes: "): n for k, n in sorted(counts.items()) if k.startswith("boxes: ")},
                "problems": dict(problems)}
@@ -188,6 +188,12 @@ def _claim(out: Path, settings: Settings) -> None:
     shutil.rmtree(out / "tmp", ignore_errors=True)
     (out / "tmp").mkdir()
     (out / "videos").mkdir(exist_ok=True)
+
+
+def _finish(out: Path) -> pd.DataFrame:
+    """The index of a run that ended; its staging folder goes with it (a finished cache has no tmp/)."""
+    shutil.rmtree(out / "tmp", ignore_errors=True)
+    return write_index(out)
 
 
 def _map_clusters(clusters: list[list[dict]], out: Path, settings: Settings, weights: str | Path | None,
@@ -370,7 +376,7 @@ def merge_caches(sources: list[str | Path], out: str | Path) -> pd.DataFrame:
                 continue
             with _staging(out, folder.name) as tmp:
                 shutil.copytree(folder, tmp / folder.name)
-    return write_index(out)
+    return _finish(out)
 
 
 def _at_frames(tracks: list[Track], indices: np.ndarray) -> list[Track]:
