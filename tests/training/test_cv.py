@@ -14,6 +14,7 @@ import pytest
 import torch
 from helpers import DEVICES
 
+from dfdc import demo
 from dfdc.demo import run_demo
 from dfdc.device import scoring_precision
 from dfdc.errors import DfdcError
@@ -121,15 +122,23 @@ def test_sequence_head_learns_its_training_folds_and_records_its_clips(cache, tm
     assert (config.frames, config.clip_length, config.model) == (8, 4, "sequence")
 
 
-def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_dir, tmp_path):
+def test_real_dry_run_ends_in_a_valid_submission(real_root, sample_dir, weights_dir, tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
-    for name in FOLDERS[:2]:  # two groups keep it short; the demo's own settings otherwise
-        shutil.copytree(real_root / name, data / name, symlinks=True)
+    shutil.copytree(real_root / "ffpp_misc", data / "ffpp_misc", symlinks=True)
+    meta = json.loads((real_root / "celebdf" / "metadata.json").read_text())
+    for half, names in enumerate((list(meta)[0::2], list(meta)[1::2])):  # Celeb-DF as two folders: three in all
+        (data / f"celebdf_{half}").mkdir()
+        for name in names:
+            (data / f"celebdf_{half}" / name).symlink_to((real_root / "celebdf" / name).resolve())
+        (data / f"celebdf_{half}" / "metadata.json").write_text(json.dumps({name: meta[name] for name in names}))
+    monkeypatch.setattr(demo, "DEMO_FOLDS", 2)  # fewer folds than folders, as the demo's 4 on the real set's 8
     summary = run_demo(tmp_path / "demo", tmp_path / "submission.csv", data=data, test=sample_dir,
-                       weights=weights_dir, device="cpu")
+                       weights=weights_dir, device="cpu")  # the demo's own settings otherwise
     assert summary["valid"] and check_submission(tmp_path / "submission.csv", sample_dir) == []
     assert summary["cv"]["pooled"]["raw"]["n"] == 18 and summary["cv"]["folds_k"] == 2
+    held_out = sorted(folder for fold in summary["cv"]["folds"] for folder in fold["folders"])
+    assert held_out == ["celebdf_0", "celebdf_1", "ffpp_misc"]  # every folder held out whole, in one fold
     _, config = load_checkpoint(tmp_path / "demo" / "model.pt")
     assert config.calibrator is not None and config.frames == 32
     assert (tmp_path / "demo" / "cv" / "roc.png").is_file()
