@@ -32,7 +32,7 @@ from .training.extract import run_extract
 from .training.train import TrainConfig, train
 
 # Folds of the real dry run, each holding whole folders (one per folder where there are no more). The
-# final model is trained on every video either way (seed 0: the same weights, byte for byte), so the
+# final model is trained on every video either way (seed 0: the same weights, tensor for tensor), so the
 # folds only shape the out-of-fold figures and the calibrator fitted on them. On ../shared/data/real's
 # 8 folders, 4 folds took 7-8 min of cross-validation against 15-16 for one per folder (the AMD EPYC,
 # 2 cores), which keeps the demo inside its 20 minutes on a slow hour; seeds 0 and 1, pooled
